@@ -1,0 +1,353 @@
+package storage
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"sync"
+)
+
+// TxnMeta is the metadata of a transaction. User and Description are raw
+// bytes (UTF-8 by convention); Extension is the pickled metadata dict, empty
+// for an empty dict (spec A.5).
+type TxnMeta struct {
+	User        []byte
+	Description []byte
+	Extension   []byte
+	// Tid, when non-zero, is used as the transaction id unchecked (copying
+	// and replication); otherwise a new tid later than the last is chosen.
+	Tid Tid
+	// Status is written at finish; ' ' when zero. Copying a packed
+	// transaction passes 'p'.
+	Status byte
+}
+
+type txnState int
+
+const (
+	txnOpen txnState = iota
+	txnVoted
+	txnDone
+)
+
+// Txn is the transaction in progress between TpcBegin and TpcFinish or
+// TpcAbort. It holds the storage's commit lock. Its methods are safe to
+// call from several goroutines, though a transaction is normally driven by
+// one.
+type Txn struct {
+	s      *FileStorage
+	mu     sync.Mutex
+	state  txnState
+	tid    Tid
+	status byte
+	meta   TxnMeta
+	tpos   int64 // where the transaction header goes: the committed end
+	hlen   int64 // header length with user, description and extension
+	// records holds the data records; offsets in them are final because
+	// nothing else can append while the commit lock is held.
+	records []byte
+	written map[Oid]int64 // oid → offset of its record in this transaction
+	order   []Oid         // oids in the order of their first record
+	end     int64         // end of the transaction, set by vote
+}
+
+// TpcBegin starts a transaction, waiting for the commit lock until ctx is
+// done. Readers are never blocked by a transaction in progress.
+func (s *FileStorage) TpcBegin(ctx context.Context, meta TxnMeta) (*Txn, error) {
+	if err := s.checkWritable(); err != nil {
+		return nil, err
+	}
+	if len(meta.User) > maxMetaLen || len(meta.Description) > maxMetaLen || len(meta.Extension) > maxMetaLen {
+		return nil, fmt.Errorf("transaction metadata longer than %d bytes: %w", maxMetaLen, ErrWrongTransaction)
+	}
+	select {
+	case s.commitLock <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if err := s.checkWritable(); err != nil {
+		<-s.commitLock
+		return nil, err
+	}
+	s.mu.RLock()
+	tpos := s.pos
+	last := s.lastTid
+	s.mu.RUnlock()
+	t := &Txn{
+		s:       s,
+		tid:     meta.Tid,
+		status:  meta.Status,
+		meta:    meta,
+		tpos:    tpos,
+		hlen:    int64(TxnHeaderSize + len(meta.User) + len(meta.Description) + len(meta.Extension)),
+		written: make(map[Oid]int64),
+	}
+	if t.status == 0 {
+		t.status = StatusCommitted
+	}
+	if t.tid == 0 {
+		t.tid = NewTid(s.now(), max(s.lastStamp, last))
+	}
+	s.lastStamp = t.tid
+	s.current.Store(t)
+	return t, nil
+}
+
+// Tid returns the transaction's id.
+func (t *Txn) Tid() Tid { return t.tid }
+
+// here is the file offset the next record will have.
+func (t *Txn) here() int64 { return t.tpos + t.hlen + int64(len(t.records)) }
+
+func (t *Txn) checkOpen() error {
+	if t.state != txnOpen {
+		return fmt.Errorf("transaction %s is not open for writes: %w", t.tid, ErrWrongTransaction)
+	}
+	return nil
+}
+
+// committedSerial returns the tid of oid's current committed record, or
+// false if the object is new.
+func (t *Txn) committedSerial(oid Oid) (Tid, int64, bool, error) {
+	s := t.s
+	s.mu.RLock()
+	pos, ok := s.idx.get(oid)
+	s.mu.RUnlock()
+	if !ok {
+		return 0, 0, false, nil
+	}
+	h, err := s.readDataHeader(pos, oid)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	return h.Tid, pos, true, nil
+}
+
+// appendRecord adds a data record (payload, or a backpointer when data is
+// nil) to the transaction.
+func (t *Txn) appendRecord(oid Oid, tid Tid, prev int64, data []byte, back int64) {
+	h := DataHeader{Oid: oid, Tid: tid, Prev: prev, TLoc: t.tpos, PLen: uint64(len(data))}
+	here := t.here()
+	var hb [DataHeaderSize]byte
+	h.encode(hb[:])
+	t.records = append(t.records, hb[:]...)
+	if len(data) > 0 {
+		t.records = append(t.records, data...)
+	} else {
+		t.records = binary.BigEndian.AppendUint64(t.records, uint64(back))
+	}
+	if _, seen := t.written[oid]; !seen {
+		t.order = append(t.order, oid)
+	}
+	t.written[oid] = here
+}
+
+// Store writes a new revision of oid. serial is the revision the change is
+// based on (0 for a new object); if another revision has been committed
+// since, Store returns a *ConflictError and writes nothing.
+func (t *Txn) Store(oid Oid, serial Tid, data []byte) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.checkOpen(); err != nil {
+		return err
+	}
+	if len(data) == 0 {
+		return fmt.Errorf("store of oid %s with empty data: %w", oid, ErrWrongTransaction)
+	}
+	committed, prev, exists, err := t.committedSerial(oid)
+	if err != nil {
+		return err
+	}
+	if exists && committed != serial {
+		return &ConflictError{Oid: oid, Committed: committed, Given: serial}
+	}
+	t.appendRecord(oid, t.tid, prev, data, 0)
+	return nil
+}
+
+// CheckCurrentSerial fails with a read *ConflictError unless serial is
+// still oid's committed revision.
+func (t *Txn) CheckCurrentSerial(oid Oid, serial Tid) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.checkOpen(); err != nil {
+		return err
+	}
+	committed, _, exists, err := t.committedSerial(oid)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		return &NoObjectError{Oid: oid}
+	}
+	if committed != serial {
+		return &ConflictError{Oid: oid, Committed: committed, Given: serial, Read: true}
+	}
+	return nil
+}
+
+// DeleteObject writes a deletion record for oid, whose current revision
+// must be serial.
+func (t *Txn) DeleteObject(oid Oid, serial Tid) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.checkOpen(); err != nil {
+		return err
+	}
+	committed, prev, exists, err := t.committedSerial(oid)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		return &NoObjectError{Oid: oid}
+	}
+	if committed != serial {
+		return &ConflictError{Oid: oid, Committed: committed, Given: serial}
+	}
+	t.appendRecord(oid, t.tid, prev, nil, 0)
+	return nil
+}
+
+// Restore writes a revision copied from another storage, without conflict
+// checks (ZODB's restore). serial is the revision's own tid. data nil means
+// the object does not exist in this revision. prevTxn, when non-zero, names
+// the transaction that held this data in the source: if that transaction
+// is in this file and has a record for oid with the same data, a
+// backpointer to it is written instead of the data, as ZODB does.
+func (t *Txn) Restore(oid Oid, serial Tid, data []byte, prevTxn Tid) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.checkOpen(); err != nil {
+		return err
+	}
+	t.s.noteOid(oid)
+	var back int64
+	if prevTxn != 0 {
+		if tpos, err := t.s.findTxn(prevTxn); err == nil {
+			back, err = t.s.dataFind(tpos, oid, data)
+			if err != nil {
+				return err
+			}
+		}
+	}
+	t.s.mu.RLock()
+	prev, _ := t.s.idx.get(oid)
+	t.s.mu.RUnlock()
+	if back != 0 {
+		data = nil
+	}
+	t.appendRecord(oid, serial, prev, data, back)
+	return nil
+}
+
+// TpcVote writes the transaction to the data file with the checkpoint
+// status 'c'. Until TpcFinish no reader sees it, and a crash before then
+// leaves a 'c' transaction that the next open cuts off.
+func (t *Txn) TpcVote() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.checkOpen(); err != nil {
+		return err
+	}
+	s := t.s
+	tlen := t.hlen + int64(len(t.records))
+	if t.tpos+tlen+trailerSize > maxOffset {
+		return fmt.Errorf("data file would exceed 2^48 bytes: %w", ErrWrongTransaction)
+	}
+	buf := make([]byte, 0, tlen+trailerSize)
+	h := TxnHeader{Tid: t.tid, Len: uint64(tlen), Status: StatusCheckpoint,
+		ULen: uint16(len(t.meta.User)), DLen: uint16(len(t.meta.Description)), ELen: uint16(len(t.meta.Extension))}
+	var hb [TxnHeaderSize]byte
+	h.encode(hb[:])
+	buf = append(buf, hb[:]...)
+	buf = append(buf, t.meta.User...)
+	buf = append(buf, t.meta.Description...)
+	buf = append(buf, t.meta.Extension...)
+	buf = append(buf, t.records...)
+	buf = binary.BigEndian.AppendUint64(buf, uint64(tlen))
+	if _, err := s.file.WriteAt(buf, t.tpos); err != nil {
+		// Leave no partial transaction behind (disk full).
+		_ = s.file.Truncate(t.tpos)
+		return fmt.Errorf("vote: write transaction %s: %w", t.tid, err)
+	}
+	t.records = nil
+	t.end = t.tpos + tlen + trailerSize
+	t.state = txnVoted
+	return nil
+}
+
+// TpcFinish marks the voted transaction committed, makes it durable and
+// then visible to readers, and releases the commit lock.
+func (t *Txn) TpcFinish() (Tid, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.state != txnVoted {
+		return 0, fmt.Errorf("finish of transaction %s before vote: %w", t.tid, ErrWrongTransaction)
+	}
+	s := t.s
+	end := t.end
+	if _, err := s.file.WriteAt([]byte{t.status}, t.tpos+16); err != nil {
+		return 0, t.fail(err)
+	}
+	if err := s.makeDurable(end); err != nil {
+		return 0, t.fail(err)
+	}
+	s.publish(t, end)
+	t.state = txnDone
+	t.release()
+	return t.tid, nil
+}
+
+// fail handles an error after the transaction may have reached the disk:
+// the file state is unknown, so the storage refuses further commits.
+func (t *Txn) fail(err error) error {
+	err = fmt.Errorf("finish transaction %s: %w", t.tid, err)
+	t.s.failed.Store(&err)
+	t.state = txnDone
+	t.release()
+	return err
+}
+
+// TpcAbort discards the transaction, removing anything vote wrote, and
+// releases the commit lock. Aborting a finished transaction does nothing.
+func (t *Txn) TpcAbort() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.state == txnDone {
+		return
+	}
+	if t.state == txnVoted {
+		if err := t.s.file.Truncate(t.tpos); err != nil {
+			t.s.log.Error("abort: cannot remove voted transaction", "tid", t.tid, "error", err)
+		}
+	}
+	t.state = txnDone
+	t.release()
+}
+
+func (t *Txn) release() {
+	t.s.current.CompareAndSwap(t, nil)
+	<-t.s.commitLock
+}
+
+// makeDurable returns once every byte before end is on stable storage.
+// It is the one place a group commit would batch: several finishing
+// transactions can wait here for a single fsync covering all of them.
+func (s *FileStorage) makeDurable(end int64) error {
+	_ = end
+	return s.file.Sync()
+}
+
+// publish makes a durable transaction visible to readers.
+func (s *FileStorage) publish(t *Txn, end int64) {
+	s.mu.Lock()
+	for _, oid := range t.order {
+		s.idx.set(oid, t.written[oid])
+	}
+	s.pos = end
+	s.lastTid = t.tid
+	s.marks.add(t.tid, t.tpos)
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+}
