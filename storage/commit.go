@@ -96,6 +96,14 @@ func (s *FileStorage) TpcBegin(ctx context.Context, meta TxnMeta) (*Txn, error) 
 // Tid returns the transaction's id.
 func (t *Txn) Tid() Tid { return t.tid }
 
+// Oids returns the objects the transaction has written so far, in the
+// order of their first record.
+func (t *Txn) Oids() []Oid {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]Oid(nil), t.order...)
+}
+
 // here is the file offset the next record will have.
 func (t *Txn) here() int64 { return t.tpos + t.hlen + int64(len(t.records)) }
 
@@ -278,7 +286,16 @@ func (t *Txn) TpcVote() error {
 
 // TpcFinish marks the voted transaction committed, makes it durable and
 // then visible to readers, and releases the commit lock.
-func (t *Txn) TpcFinish() (Tid, error) {
+func (t *Txn) TpcFinish() (Tid, error) { return t.TpcFinishWith(nil) }
+
+// PublishFunc is called while a commit becomes visible: no reader of the
+// storage can observe the commit before it returns, so a server can queue
+// invalidations that must precede any answer computed from the new state.
+// It must not call back into the storage.
+type PublishFunc func(tid Tid, oids []Oid)
+
+// TpcFinishWith is TpcFinish with a hook run at the moment of publication.
+func (t *Txn) TpcFinishWith(onPublish PublishFunc) (Tid, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.state != txnVoted {
@@ -292,7 +309,7 @@ func (t *Txn) TpcFinish() (Tid, error) {
 	if err := s.makeDurable(end); err != nil {
 		return 0, t.fail(err)
 	}
-	s.publish(t, end)
+	s.publish(t, end, onPublish)
 	t.state = txnDone
 	t.release()
 	return t.tid, nil
@@ -339,8 +356,11 @@ func (s *FileStorage) makeDurable(end int64) error {
 }
 
 // publish makes a durable transaction visible to readers.
-func (s *FileStorage) publish(t *Txn, end int64) {
+func (s *FileStorage) publish(t *Txn, end int64, onPublish PublishFunc) {
 	s.mu.Lock()
+	if onPublish != nil {
+		onPublish(t.tid, t.order)
+	}
 	for _, oid := range t.order {
 		s.idx.set(oid, t.written[oid])
 	}
