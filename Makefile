@@ -20,4 +20,4 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./storage/
 
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzOpen -fuzztime 60s ./storage/
+	$(GO) test -run '^$$' -fuzz FuzzOpen -fuzztime 60s -fuzzminimizetime 20x ./storage/

@@ -22,6 +22,10 @@ type TxnMeta struct {
 	Status byte
 }
 
+// maxAutoTid bounds the tid a new transaction may follow: the last minute
+// a TimeStamp can encode (in the year 9917), after which tids would wrap.
+const maxAutoTid Tid = 0xffffffff_00000000
+
 type txnState int
 
 const (
@@ -86,7 +90,12 @@ func (s *FileStorage) TpcBegin(ctx context.Context, meta TxnMeta) (*Txn, error) 
 		t.status = StatusCommitted
 	}
 	if t.tid == 0 {
-		t.tid = NewTid(s.now(), max(s.lastStamp, last))
+		prev := max(s.lastStamp, last)
+		if prev >= maxAutoTid {
+			<-s.commitLock
+			return nil, fmt.Errorf("no transaction id after %s is left: %w", prev, ErrWrongTransaction)
+		}
+		t.tid = NewTid(s.now(), prev)
 	}
 	s.lastStamp = t.tid
 	s.current.Store(t)
@@ -357,7 +366,12 @@ func (s *FileStorage) makeDurable(end int64) error {
 
 // publish makes a durable transaction visible to readers.
 func (s *FileStorage) publish(t *Txn, end int64, onPublish PublishFunc) {
+	s.mu.RLock()
+	mapped := len(s.mapped)
+	s.mu.RUnlock()
+	m := s.growMapping(end, mapped)
 	s.mu.Lock()
+	s.swapMapping(m)
 	if onPublish != nil {
 		onPublish(t.tid, t.order)
 	}

@@ -63,7 +63,7 @@ func (d *dumper) txn(r io.ReaderAt, v *txnView, recs []walkRecord) error {
 			data = nil
 			if back != 0 {
 				var err error
-				if data, dataTxn, err = d.resolve(r, back, rec.hdr.Oid); err != nil {
+				if data, dataTxn, err = d.resolve(r, back, v.pos, rec.hdr.Oid); err != nil {
 					return err
 				}
 			}
@@ -86,13 +86,14 @@ func (d *dumper) txn(r io.ReaderAt, v *txnView, recs []walkRecord) error {
 	return nil
 }
 
-// resolve follows a backpointer chain starting at back to the record that
+// resolve follows a backpointer chain starting at back (every record of it
+// lies before limit, the current transaction) to the record that
 // holds data, and returns that data with the record's tid (ZODB's
 // _loadBackTxn with fail=False: a chain ending in a deletion yields no data
 // and the deletion's tid). walkFile checked the first link; the rest are
 // earlier records it checked too, but each step is still required to go
 // backwards so that a file changed underfoot cannot make this loop forever.
-func (d *dumper) resolve(r io.ReaderAt, back int64, oid Oid) ([]byte, Tid, error) {
+func (d *dumper) resolve(r io.ReaderAt, back, limit int64, oid Oid) ([]byte, Tid, error) {
 	for {
 		h, err := readHeaderAt(r, d.path, back)
 		if err != nil {
@@ -102,7 +103,7 @@ func (d *dumper) resolve(r io.ReaderAt, back int64, oid Oid) ([]byte, Tid, error
 			return nil, 0, &FormatError{Path: d.path, Offset: back, Reason: fmt.Sprintf("data record for oid %s where oid %s was expected", h.Oid, oid)}
 		}
 		if h.PLen > 0 {
-			if h.PLen > maxOffset {
+			if h.PLen > uint64(max(0, limit-back-DataHeaderSize)) {
 				return nil, 0, &FormatError{Path: d.path, Offset: back, Reason: "invalid data record header"}
 			}
 			data := make([]byte, h.PLen)

@@ -41,7 +41,9 @@ type FileStorage struct {
 	pos     int64 // end of the last committed transaction
 	lastTid Tid
 	changed chan struct{} // closed and replaced when a commit is published
-	marks   txnMarks      // sparse tid → position map for finding transactions
+	mapped  []byte        // read-only mapping of the file, see mmap.go
+	noMap   bool
+	marks   txnMarks // sparse tid → position map for finding transactions
 
 	oidMu  sync.Mutex
 	maxOid Oid
@@ -130,6 +132,7 @@ func (s *FileStorage) open() error {
 	if err := s.scan(start, last, size); err != nil {
 		return err
 	}
+	s.mapped = s.growMapping(s.pos, 0)
 	if oid, ok := s.idx.maxOid(); ok {
 		s.maxOid = oid
 	}
@@ -411,6 +414,9 @@ func (s *FileStorage) NewOids(n int) ([]Oid, error) {
 	}
 	s.oidMu.Lock()
 	defer s.oidMu.Unlock()
+	if s.maxOid > ^Oid(0)-Oid(n) {
+		return nil, fmt.Errorf("object ids exhausted (highest is %s)", s.maxOid)
+	}
 	oids := make([]Oid, n)
 	for i := range oids {
 		s.maxOid++
@@ -459,6 +465,9 @@ func (s *FileStorage) Close() error {
 		err = writeIndexFile(s.path+".index", s.idx, s.pos)
 		s.mu.RUnlock()
 	}
+	s.mu.Lock()
+	s.unmap()
+	s.mu.Unlock()
 	if cerr := s.closeFiles(); err == nil {
 		err = cerr
 	}

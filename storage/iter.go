@@ -240,6 +240,8 @@ func (it *Iterator) fail(err error) error {
 // resolveBack fills in the data and data transaction of a backpointer
 // record.
 func (s *FileStorage) resolveBack(d *DataRecord) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	r, err := s.readRecord(d.Back, d.Oid)
 	if err != nil {
 		return err

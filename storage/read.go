@@ -49,50 +49,65 @@ type record struct {
 	back int64  // the backpointer when PLen is 0
 }
 
-// readRecord reads the whole record at pos with as few reads as possible.
+// readRecord reads the whole record at pos, from the mapping when there is
+// one. The caller holds s.mu for reading, so the committed end (s.pos)
+// bounds every length read from the file.
 func (s *FileStorage) readRecord(pos int64, oid Oid) (record, error) {
-	var buf [DataHeaderSize + loadPrefetch]byte
-	n, err := s.file.ReadAt(buf[:], pos)
-	if n < DataHeaderSize {
-		if err == nil || errors.Is(err, io.EOF) {
-			return record{}, &FormatError{Path: s.path, Offset: pos, Reason: "unexpected end of file"}
-		}
-		return record{}, fmt.Errorf("read %s at %d: %w", s.path, pos, err)
+	return s.readRecordData(pos, oid, true)
+}
+
+// readRecordData is readRecord that copies the pickle only if wantData.
+func (s *FileStorage) readRecordData(pos int64, oid Oid, wantData bool) (record, error) {
+	end := s.pos
+	if pos < fileHeaderSize || pos > end-DataHeaderSize {
+		return record{}, &FormatError{Path: s.path, Offset: pos, Reason: "data record offset outside the committed file"}
 	}
-	r := record{DataHeader: decodeDataHeader(buf[:]), pos: pos}
+	var hb [DataHeaderSize + 8]byte
+	var head []byte
+	if s.mapped != nil {
+		head = s.mapped[pos:min(end, pos+DataHeaderSize+8)]
+	} else {
+		n, err := s.file.ReadAt(hb[:min(int64(len(hb)), end-pos)], pos)
+		if n < DataHeaderSize {
+			if err == nil || errors.Is(err, io.EOF) {
+				return record{}, &FormatError{Path: s.path, Offset: pos, Reason: "unexpected end of file"}
+			}
+			return record{}, fmt.Errorf("read %s at %d: %w", s.path, pos, err)
+		}
+		head = hb[:n]
+	}
+	r := record{DataHeader: decodeDataHeader(head), pos: pos}
 	if oid != 0 && r.Oid != oid {
 		return r, &FormatError{Path: s.path, Offset: pos, Reason: fmt.Sprintf("data record for oid %s where oid %s was expected", r.Oid, oid)}
 	}
-	if r.VLen != 0 || r.Prev >= pos || r.Prev < 0 || r.PLen > maxOffset {
+	payload := r.recordLen() - DataHeaderSize
+	if r.VLen != 0 || r.Prev >= pos || r.Prev < 0 || r.PLen > uint64(end) || payload > end-pos-DataHeaderSize {
 		return r, &FormatError{Path: s.path, Offset: pos, Reason: "invalid data record header"}
 	}
-	have := buf[DataHeaderSize:n]
 	if r.PLen == 0 {
-		if len(have) < 8 {
-			var b [8]byte
-			if err := s.readAt(b[:], pos+DataHeaderSize); err != nil {
-				return r, err
-			}
-			have = b[:]
-		}
-		r.back = int64(binary.BigEndian.Uint64(have))
+		r.back = int64(binary.BigEndian.Uint64(head[DataHeaderSize:]))
 		if r.back < 0 || r.back >= pos {
 			return r, &FormatError{Path: s.path, Offset: pos, Reason: fmt.Sprintf("invalid backpointer %d", r.back)}
 		}
 		return r, nil
 	}
+	if !wantData {
+		return r, nil
+	}
 	r.data = make([]byte, r.PLen)
-	c := copy(r.data, have)
-	if c < len(r.data) {
-		if err := s.readAt(r.data[c:], pos+DataHeaderSize+int64(c)); err != nil {
-			return r, err
-		}
+	if s.mapped != nil {
+		copy(r.data, s.mapped[pos+DataHeaderSize:])
+		return r, nil
+	}
+	if err := s.readAt(r.data, pos+DataHeaderSize); err != nil {
+		return r, err
 	}
 	return r, nil
 }
 
 // recordData returns the pickle of a record, following backpointers. A
-// record that resolves to no data is a deletion: *NoObjectError.
+// record that resolves to no data is a deletion: *NoObjectError. The
+// caller holds s.mu for reading.
 func (s *FileStorage) recordData(r record) ([]byte, error) {
 	for r.data == nil {
 		if r.back == 0 {
@@ -107,14 +122,13 @@ func (s *FileStorage) recordData(r record) ([]byte, error) {
 	return r.data, nil
 }
 
-// lookup returns the offset of oid's current record.
+// lookup returns the offset of oid's current record. The caller holds
+// s.mu for reading.
 func (s *FileStorage) lookup(oid Oid) (int64, error) {
 	if s.closed.Load() {
 		return 0, ErrClosed
 	}
-	s.mu.RLock()
 	pos, ok := s.idx.get(oid)
-	s.mu.RUnlock()
 	if !ok {
 		return 0, &NoObjectError{Oid: oid}
 	}
@@ -123,6 +137,8 @@ func (s *FileStorage) lookup(oid Oid) (int64, error) {
 
 // Load returns the current data of oid and its serial.
 func (s *FileStorage) Load(oid Oid) ([]byte, Tid, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	pos, err := s.lookup(oid)
 	if err != nil {
 		return nil, 0, err
@@ -149,17 +165,25 @@ type Revision struct {
 // None). An unknown oid, or a revision that is a deletion, is a
 // *NoObjectError.
 func (s *FileStorage) LoadBefore(oid Oid, before Tid) (rev Revision, ok bool, err error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	pos, err := s.lookup(oid)
 	if err != nil {
 		return Revision{}, false, err
 	}
 	var next Tid
 	for {
-		r, err := s.readRecord(pos, oid)
+		r, err := s.readRecordData(pos, oid, false)
 		if err != nil {
 			return Revision{}, false, err
 		}
 		if r.Tid < before {
+			if r.PLen > 0 {
+				r, err = s.readRecord(pos, oid)
+				if err != nil {
+					return Revision{}, false, err
+				}
+			}
 			data, err := s.recordData(r)
 			if err != nil {
 				return Revision{}, false, err
@@ -175,6 +199,8 @@ func (s *FileStorage) LoadBefore(oid Oid, before Tid) (rev Revision, ok bool, er
 
 // LoadSerial returns the data of oid's revision serial.
 func (s *FileStorage) LoadSerial(oid Oid, serial Tid) ([]byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	pos, err := s.lookup(oid)
 	if err != nil {
 		return nil, err
@@ -220,7 +246,9 @@ type HistoryEntry struct {
 
 // History returns up to size revisions of oid, newest first.
 func (s *FileStorage) History(oid Oid, size int) ([]HistoryEntry, error) {
+	s.mu.RLock()
 	pos, err := s.lookup(oid)
+	s.mu.RUnlock()
 	if err != nil {
 		return nil, err
 	}
@@ -346,11 +374,11 @@ func (s *FileStorage) RecordIterNext(from Oid) (oid Oid, tid Tid, data []byte, n
 		return 0, 0, nil, 0, false, ErrClosed
 	}
 	s.mu.RLock()
+	defer s.mu.RUnlock()
 	oid, pos, found := s.idx.next(from)
 	if found && oid != ^Oid(0) {
 		next, _, more = s.idx.next(oid + 1)
 	}
-	s.mu.RUnlock()
 	if !found {
 		return 0, 0, nil, 0, false, &NoObjectError{Oid: from}
 	}
@@ -369,6 +397,9 @@ func (s *FileStorage) dataFind(tpos int64, oid Oid, data []byte) (int64, error) 
 	h, err := s.readTxnHeader(tpos)
 	if err != nil {
 		return 0, err
+	}
+	if h.Len > uint64(s.Size()-tpos) {
+		return 0, &FormatError{Path: s.path, Offset: tpos, Reason: "transaction record extends beyond the committed file"}
 	}
 	raw := make([]byte, int64(h.Len)+trailerSize)
 	if err := s.readAt(raw, tpos); err != nil {

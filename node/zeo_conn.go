@@ -1,0 +1,271 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/zrs-go/zrs/storage"
+	"github.com/zrs-go/zrs/wire/zeo"
+)
+
+// zeoConn is one client connection.
+type zeoConn struct {
+	srv        *ZEOService
+	nc         net.Conn
+	log        hclog.Logger
+	out        *outQueue
+	codec      zeo.Codec // the encoding the client chose in the handshake
+	registered atomic.Bool
+	readOnly   bool // registered read-only
+
+	// mu guards txn: the reader and a vote in progress both use it.
+	mu  sync.Mutex
+	txn *zeoTxn
+
+	iterators map[int64]*zeoIterator
+	nextIter  int64
+}
+
+// protocolError closes the connection: the peer broke the protocol.
+type protocolError struct{ reason string }
+
+func (e *protocolError) Error() string { return e.reason }
+
+func protoErrorf(format string, args ...any) error {
+	return &protocolError{reason: fmt.Sprintf(format, args...)}
+}
+
+func (c *zeoConn) serve(ctx context.Context) {
+	defer c.srv.dropConn(c)
+	defer c.nc.Close()
+	writerDone := make(chan error, 1)
+	go func() { writerDone <- c.out.writeTo(c.nc) }()
+	err := c.readLoop(ctx)
+	c.abortTxn()
+	c.out.close()
+	if werr := <-writerDone; err == nil && werr != nil && !isEOF(werr) {
+		err = werr
+	}
+	var pe *protocolError
+	switch {
+	case err == nil || isEOF(err):
+		c.log.Debug("client disconnected")
+	case errors.As(err, &pe):
+		c.log.Warn("closing connection", "reason", pe.reason)
+	default:
+		c.log.Warn("closing connection", "error", err)
+	}
+}
+
+func (c *zeoConn) readLoop(ctx context.Context) error {
+	fr := zeo.NewFrameReader(c.nc, 0)
+	if err := c.out.push(zeo.EncodeFrame(c.srv.encoding.Announcement())); err != nil {
+		return err
+	}
+	first, err := fr.ReadFrame()
+	if err != nil {
+		return err
+	}
+	// Like ZEO, speak whichever encoding the client's reply names.
+	enc, ruok, err := zeo.ParseClientHandshake(first)
+	if err != nil {
+		return protoErrorf("handshake: %v", err)
+	}
+	if ruok {
+		js, err := c.srv.ruokJSON()
+		if err != nil {
+			return err
+		}
+		return c.out.push(zeo.EncodeFrame(js))
+	}
+	c.codec = enc.Codec()
+	for {
+		payload, err := fr.ReadFrame()
+		if err != nil {
+			return err
+		}
+		msg, err := c.codec.Decode(payload)
+		if err != nil {
+			return protoErrorf("undecodable message: %v", err)
+		}
+		if err := c.dispatch(ctx, msg); err != nil {
+			return err
+		}
+	}
+}
+
+// reply queues the answer to a synchronous call.
+func (c *zeoConn) reply(msgid any, result any) error {
+	frame, err := c.codec.EncodeFrame(zeo.Message{MsgID: msgid, Flag: int64(0), Method: ".reply", Args: result})
+	if err != nil {
+		return fmt.Errorf("encode reply: %w", err)
+	}
+	return c.out.push(frame)
+}
+
+// replyError queues an error reply in the shape ZEO clients expect.
+func (c *zeoConn) replyError(msgid any, err error) error {
+	frame, eerr := c.codec.EncodeFrame(zeo.Message{MsgID: msgid, Flag: int64(2), Method: ".reply", Args: errorReply(err)})
+	if eerr != nil {
+		return fmt.Errorf("encode error reply: %w", eerr)
+	}
+	return c.out.push(frame)
+}
+
+// notify queues a server→client asynchronous call.
+func (c *zeoConn) notify(method string, args zeo.Tuple) error {
+	frame, err := c.codec.EncodeFrame(zeo.Message{MsgID: int64(0), Flag: true, Method: method, Args: args})
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", method, err)
+	}
+	return c.out.push(frame)
+}
+
+// handler runs one method. Synchronous handlers return the reply value or
+// an error that becomes an error reply; a *protocolError closes the
+// connection.
+type handler func(c *zeoConn, ctx context.Context, msgid any, args []any) (any, error)
+
+type method struct {
+	fn    handler
+	async bool
+	// deferred handlers send their own reply later (vote).
+	deferred bool
+}
+
+var methods = map[string]method{
+	"register":                        {fn: (*zeoConn).register},
+	"lastTransaction":                 {fn: (*zeoConn).lastTransaction},
+	"getInvalidations":                {fn: (*zeoConn).getInvalidations},
+	"get_info":                        {fn: (*zeoConn).getInfo},
+	"set_client_label":                {fn: (*zeoConn).setClientLabel, async: true},
+	"ping":                            {fn: (*zeoConn).ping},
+	"loadBefore":                      {fn: (*zeoConn).loadBefore},
+	"loadSerial":                      {fn: (*zeoConn).loadSerial},
+	"getTid":                          {fn: (*zeoConn).getTid},
+	"new_oids":                        {fn: (*zeoConn).newOids},
+	"tpc_begin":                       {fn: (*zeoConn).tpcBegin, async: true},
+	"storea":                          {fn: (*zeoConn).storea, async: true},
+	"checkCurrentSerialInTransaction": {fn: (*zeoConn).checkCurrentSerial, async: true},
+	"deleteObject":                    {fn: (*zeoConn).deleteObject, async: true},
+	"restorea":                        {fn: (*zeoConn).restorea, async: true},
+	"vote":                            {fn: (*zeoConn).vote, deferred: true},
+	"tpc_finish":                      {fn: (*zeoConn).tpcFinish},
+	"tpc_abort":                       {fn: (*zeoConn).tpcAbort},
+	"history":                         {fn: (*zeoConn).history},
+	"undoLog":                         {fn: (*zeoConn).undoLog},
+	"undoInfo":                        {fn: (*zeoConn).undoInfo},
+	"record_iternext":                 {fn: (*zeoConn).recordIternext},
+	"iterator_start":                  {fn: (*zeoConn).iteratorStart},
+	"iterator_next":                   {fn: (*zeoConn).iteratorNext},
+	"iterator_record_start":           {fn: (*zeoConn).iteratorRecordStart},
+	"iterator_record_next":            {fn: (*zeoConn).iteratorRecordNext},
+	"iterator_gc":                     {fn: (*zeoConn).iteratorGC, async: true},
+	"server_status":                   {fn: (*zeoConn).serverStatus},
+}
+
+func (c *zeoConn) dispatch(ctx context.Context, msg zeo.Message) error {
+	if msg.Method == ".reply" {
+		// The client's heartbeat, (-1, 0, ".reply", None): ignore it.
+		return nil
+	}
+	m, ok := methods[msg.Method]
+	if !ok {
+		return protoErrorf("unknown method %q", msg.Method)
+	}
+	if !c.registered.Load() && msg.Method != "register" {
+		return protoErrorf("%s called before register", msg.Method)
+	}
+	args, ok := zeo.AsSeq(msg.Args)
+	if !ok {
+		return protoErrorf("%s: arguments are not a tuple", msg.Method)
+	}
+	async := zeo.Truthy(msg.Flag)
+	if async != m.async {
+		return protoErrorf("%s called %s", msg.Method, map[bool]string{true: "asynchronously", false: "synchronously"}[async])
+	}
+	result, err := m.fn(c, ctx, msg.MsgID, args)
+	var pe *protocolError
+	switch {
+	case errors.As(err, &pe):
+		return err
+	case m.async:
+		if err != nil {
+			// ZEO closes a connection whose asynchronous call fails.
+			return protoErrorf("%s failed: %v", msg.Method, err)
+		}
+		return nil
+	case m.deferred && err == nil:
+		return nil
+	case err != nil:
+		return c.replyError(msg.MsgID, err)
+	}
+	return c.reply(msg.MsgID, result)
+}
+
+// argsN checks the argument count.
+func argsN(name string, args []any, min, max int) error {
+	if len(args) < min || len(args) > max {
+		return protoErrorf("%s: expected %d..%d arguments, got %d", name, min, max, len(args))
+	}
+	return nil
+}
+
+func argOid(name string, v any) (storage.Oid, error) {
+	b, ok := v.([]byte)
+	if !ok || len(b) != 8 {
+		return 0, protoErrorf("%s: expected an 8-byte oid, got %T", name, v)
+	}
+	return storage.Oid(u64(b)), nil
+}
+
+func argTid(name string, v any) (storage.Tid, error) {
+	b, ok := v.([]byte)
+	if !ok || len(b) != 8 {
+		return 0, protoErrorf("%s: expected an 8-byte tid, got %T", name, v)
+	}
+	return storage.Tid(u64(b)), nil
+}
+
+// argOptTid accepts a tid or None (0).
+func argOptTid(name string, v any) (storage.Tid, error) {
+	if v == nil {
+		return 0, nil
+	}
+	return argTid(name, v)
+}
+
+func argBytes(name string, v any) ([]byte, error) {
+	b, ok := v.([]byte)
+	if !ok {
+		return nil, protoErrorf("%s: expected bytes, got %T", name, v)
+	}
+	return b, nil
+}
+
+func argInt(name string, v any) (int64, error) {
+	i, ok := zeo.AsInt(v)
+	if !ok {
+		return 0, protoErrorf("%s: expected an integer, got %T", name, v)
+	}
+	return i, nil
+}
+
+func u64(b []byte) uint64 {
+	return uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
+		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
+}
+
+// optTidValue is a tid for the wire, or None for 0.
+func optTidValue(t storage.Tid) any {
+	if t == 0 {
+		return nil
+	}
+	return t.Bytes()
+}
