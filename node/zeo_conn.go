@@ -155,6 +155,7 @@ var methods = map[string]method{
 	"checkCurrentSerialInTransaction": {fn: (*zeoConn).checkCurrentSerial, async: true},
 	"deleteObject":                    {fn: (*zeoConn).deleteObject, async: true},
 	"restorea":                        {fn: (*zeoConn).restorea, async: true},
+	"undoa":                           {fn: (*zeoConn).undoa, async: true},
 	"vote":                            {fn: (*zeoConn).vote, deferred: true},
 	"tpc_finish":                      {fn: (*zeoConn).tpcFinish},
 	"tpc_abort":                       {fn: (*zeoConn).tpcAbort},

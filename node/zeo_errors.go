@@ -14,6 +14,7 @@ func errorReply(err error) zeo.Tuple {
 		noObj    *storage.NoObjectError
 		conflict *storage.ConflictError
 		valErr   *valueError
+		undoErr  *storage.UndoError
 	)
 	switch {
 	case errors.As(err, &noObj):
@@ -33,6 +34,12 @@ func errorReply(err error) zeo.Tuple {
 		return zeo.Tuple{"ZODB.POSException.ReadOnlyError", zeo.Tuple{}}
 	case errors.Is(err, storage.ErrWrongTransaction):
 		return zeo.Tuple{"ZODB.POSException.StorageTransactionError", zeo.Tuple{err.Error()}}
+	case errors.As(err, &undoErr):
+		var oid any
+		if len(undoErr.Oids) > 0 {
+			oid = undoErr.Oids[0].Bytes()
+		}
+		return zeo.Tuple{"ZODB.POSException.UndoError", zeo.NewDict("_reason", undoErr.Reason, "_oid", oid)}
 	case errors.As(err, &valErr):
 		return zeo.Tuple{"builtins.ValueError", zeo.Tuple{valErr.msg}}
 	}

@@ -78,19 +78,20 @@ func (c *zeoConn) getInvalidations(_ context.Context, _ any, args []any) (any, e
 	return zeo.Tuple{last.Bytes(), oids}, nil
 }
 
-// interfaces lists what this server implements, so clients enable
-// exactly those features (undo and blobs come later).
+// getInfo lists what this server implements, so clients enable exactly
+// those features (blobs come later).
 func (c *zeoConn) getInfo(_ context.Context, _ any, _ []any) (any, error) {
 	iface := func(name string) zeo.Tuple { return zeo.Tuple{"ZODB.interfaces", name} }
 	return zeo.NewDict(
 		"length", int64(c.srv.store.Len()),
 		"size", c.srv.store.Size(),
 		"name", c.srv.store.Path(),
-		"supportsUndo", false,
+		"supportsUndo", true,
 		"supports_record_iternext", true,
 		"interfaces", zeo.Tuple{
 			iface("IStorageRestoreable"),
 			iface("IStorageIteration"),
+			iface("IStorageUndoable"),
 			iface("IStorageCurrentRecordIteration"),
 			iface("IExternalGC"),
 			iface("IStorage"),
@@ -144,7 +145,6 @@ func (c *zeoConn) loadSerial(_ context.Context, _ any, args []any) (any, error) 
 	if err != nil {
 		return nil, err
 	}
-	c.srv.stats.loads.Add(1)
 	return c.srv.store.LoadSerial(oid, serial)
 }
 

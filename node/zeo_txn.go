@@ -26,7 +26,7 @@ type zeoTxn struct {
 	// stxn is the storage transaction after a successful vote.
 	stxn *storage.Txn
 	// invalidated are the oids other clients must drop: every object
-	// stored with a non-zero serial, as ZEO reports them.
+	// the transaction wrote, new ones included, as ZEO reports them.
 	invalidated []storage.Oid
 }
 
@@ -37,6 +37,7 @@ const (
 	opCheckCurrent
 	opDelete
 	opRestore
+	opUndo
 )
 
 type txnOp struct {
@@ -45,6 +46,7 @@ type txnOp struct {
 	serial  storage.Tid
 	data    []byte
 	prevTxn storage.Tid
+	undoID  []byte
 }
 
 // txnFor returns the client's transaction with the given id.
@@ -197,6 +199,17 @@ func (c *zeoConn) restorea(_ context.Context, _ any, args []any) (any, error) {
 	return nil, c.logOp("restorea", args[4], txnOp{kind: opRestore, oid: oid, serial: serial, data: data, prevTxn: prev})
 }
 
+func (c *zeoConn) undoa(_ context.Context, _ any, args []any) (any, error) {
+	if err := argsN("undoa", args, 2, 2); err != nil {
+		return nil, err
+	}
+	id, err := argBytesOrStr("undoa", args[0])
+	if err != nil {
+		return nil, err
+	}
+	return nil, c.logOp("undoa", args[1], txnOp{kind: opUndo, undoID: id})
+}
+
 // vote takes the commit lock (waiting without blocking this connection's
 // other calls), replays the logged operations into a storage transaction
 // and votes. Unresolved write conflicts are returned to the client to
@@ -229,7 +242,7 @@ func (c *zeoConn) vote(ctx context.Context, msgid any, args []any) (any, error) 
 	go func() {
 		defer cancel()
 		c.srv.stats.waiting.Add(1)
-		stxn, conflicts, invalidated, err := c.srv.runVote(vctx, t.meta, ops)
+		stxn, conflicts, invalidated, undone, err := c.srv.runVote(vctx, t.meta, ops)
 		c.srv.stats.waiting.Add(-1)
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -251,7 +264,12 @@ func (c *zeoConn) vote(ctx context.Context, msgid any, args []any) (any, error) 
 			_ = c.reply(msgid, conflicts)
 		default:
 			t.stxn, t.invalidated = stxn, invalidated
-			_ = c.reply(msgid, zeo.List{})
+			// Like ZEO, the vote answer lists the objects an undo changed.
+			list := zeo.List{}
+			for _, oid := range undone {
+				list = append(list, oid.Bytes())
+			}
+			_ = c.reply(msgid, list)
 		}
 	}()
 	return nil, nil
@@ -259,16 +277,15 @@ func (c *zeoConn) vote(ctx context.Context, msgid any, args []any) (any, error) 
 
 // runVote is the storage side of a vote. On success it returns the voted
 // transaction, which holds the commit lock.
-func (z *ZEOService) runVote(ctx context.Context, meta storage.TxnMeta, ops []txnOp) (*storage.Txn, zeo.List, []storage.Oid, error) {
-	stxn, err := z.store.TpcBegin(ctx, meta)
+func (z *ZEOService) runVote(ctx context.Context, meta storage.TxnMeta, ops []txnOp) (stxn *storage.Txn, conflictList zeo.List, invalidated, undone []storage.Oid, err error) {
+	stxn, err = z.store.TpcBegin(ctx, meta)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	// Conflicts by oid, in the order first seen; a later successful store
 	// of the same oid cancels its conflict.
 	var order []storage.Oid
 	conflicts := make(map[storage.Oid]*zeo.Dict)
-	var invalidated []storage.Oid
 	for _, op := range ops {
 		switch op.kind {
 		case opStore:
@@ -288,9 +305,7 @@ func (z *ZEOService) runVote(ctx context.Context, meta storage.TxnMeta, ops []tx
 			}
 			if err == nil {
 				delete(conflicts, op.oid)
-				if op.serial != 0 {
-					invalidated = append(invalidated, op.oid)
-				}
+				invalidated = append(invalidated, op.oid)
 			}
 		case opCheckCurrent:
 			err = stxn.CheckCurrentSerial(op.oid, op.serial)
@@ -304,10 +319,15 @@ func (z *ZEOService) runVote(ctx context.Context, meta storage.TxnMeta, ops []tx
 			if err == nil {
 				invalidated = append(invalidated, op.oid)
 			}
+		case opUndo:
+			var oids []storage.Oid
+			oids, err = stxn.Undo(op.undoID)
+			invalidated = append(invalidated, oids...)
+			undone = append(undone, oids...)
 		}
 		if err != nil {
 			stxn.TpcAbort()
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 	}
 	if len(conflicts) > 0 {
@@ -318,13 +338,13 @@ func (z *ZEOService) runVote(ctx context.Context, meta storage.TxnMeta, ops []tx
 				list = append(list, d)
 			}
 		}
-		return nil, list, nil, nil
+		return nil, list, nil, nil, nil
 	}
 	if err := stxn.TpcVote(); err != nil {
 		stxn.TpcAbort()
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
-	return stxn, nil, invalidated, nil
+	return stxn, nil, invalidated, undone, nil
 }
 
 func (c *zeoConn) tpcFinish(_ context.Context, _ any, args []any) (any, error) {
