@@ -6,10 +6,10 @@ GO ?= go
 build:
 	$(GO) build -o bin/zrs ./cmd/zrs
 
-# The main job: check and list a FileStorage file (DATA=path to override).
-DATA ?= ../shared/fixtures/filestorage/basic.fs
+# The main job: a node serving zrs-data/Data.fs to ZEO clients on
+# 127.0.0.1:8100 (Ctrl-C stops it gracefully).
 run: build
-	./bin/zrs verify $(DATA)
+	./bin/zrs node --data-dir zrs-data
 
 # Every test; CI runs exactly this.
 test:
