@@ -53,6 +53,9 @@ type Txn struct {
 	written map[Oid]int64 // oid → offset of its record in this transaction
 	order   []Oid         // oids in the order of their first record
 	end     int64         // end of the transaction, set by vote
+
+	onPublish PublishFunc
+	published chan struct{} // closed once readers can see the transaction
 }
 
 // TpcBegin starts a transaction, waiting for the commit lock until ctx is
@@ -73,8 +76,10 @@ func (s *FileStorage) TpcBegin(ctx context.Context, meta TxnMeta) (*Txn, error) 
 		<-s.commitLock
 		return nil, err
 	}
+	// Transactions finished but not yet durable lie between the
+	// published end and writeEnd; this one goes after them.
+	tpos := s.writeEnd
 	s.mu.RLock()
-	tpos := s.pos
 	last := s.lastTid
 	s.mu.RUnlock()
 	t := &Txn{
@@ -123,13 +128,12 @@ func (t *Txn) checkOpen() error {
 	return nil
 }
 
-// committedSerial returns the tid of oid's current committed record, or
-// false if the object is new.
+// committedSerial returns the tid of oid's latest committed record (one
+// finishing counts: a later writer must conflict with it), or false if
+// the object is new.
 func (t *Txn) committedSerial(oid Oid) (Tid, int64, bool, error) {
 	s := t.s
-	s.mu.RLock()
-	pos, ok := s.idx.get(oid)
-	s.mu.RUnlock()
+	pos, ok := s.latestPos(oid)
 	if !ok {
 		return 0, 0, false, nil
 	}
@@ -247,9 +251,7 @@ func (t *Txn) Restore(oid Oid, serial Tid, data []byte, prevTxn Tid) error {
 			}
 		}
 	}
-	t.s.mu.RLock()
-	prev, _ := t.s.idx.get(oid)
-	t.s.mu.RUnlock()
+	prev, _ := t.s.latestPos(oid)
 	if back != 0 {
 		data = nil
 	}
@@ -289,6 +291,7 @@ func (t *Txn) TpcVote() error {
 	}
 	t.records = nil
 	t.end = t.tpos + tlen + trailerSize
+	s.writeEnd = t.end
 	t.state = txnVoted
 	return nil
 }
@@ -304,6 +307,12 @@ func (t *Txn) TpcFinish() (Tid, error) { return t.TpcFinishWith(nil) }
 type PublishFunc func(tid Tid, oids []Oid)
 
 // TpcFinishWith is TpcFinish with a hook run at the moment of publication.
+//
+// Finishing is a group commit: the transaction is marked committed and
+// queued, the commit lock is released so the next transaction can write
+// behind it, and one fsync then covers every transaction finished so far.
+// Transactions become visible strictly in file order, each only once it is
+// durable.
 func (t *Txn) TpcFinishWith(onPublish PublishFunc) (Tid, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -311,16 +320,25 @@ func (t *Txn) TpcFinishWith(onPublish PublishFunc) (Tid, error) {
 		return 0, fmt.Errorf("finish of transaction %s before vote: %w", t.tid, ErrWrongTransaction)
 	}
 	s := t.s
-	end := t.end
 	if _, err := s.file.WriteAt([]byte{t.status}, t.tpos+16); err != nil {
 		return 0, t.fail(err)
 	}
-	if err := s.makeDurable(end); err != nil {
-		return 0, t.fail(err)
-	}
-	s.publish(t, end, onPublish)
+	t.onPublish = onPublish
+	t.published = make(chan struct{})
+	s.finishing.Add(1)
+	defer s.finishing.Done()
+	s.queueFinished(t)
 	t.state = txnDone
 	t.release()
+
+	if err := s.makeDurable(t.end); err != nil {
+		return 0, s.failPending(err)
+	}
+	s.publishDurable()
+	<-t.published
+	if p := s.failed.Load(); p != nil {
+		return 0, *p
+	}
 	return t.tid, nil
 }
 
@@ -346,6 +364,7 @@ func (t *Txn) TpcAbort() {
 		if err := t.s.file.Truncate(t.tpos); err != nil {
 			t.s.log.Error("abort: cannot remove voted transaction", "tid", t.tid, "error", err)
 		}
+		t.s.writeEnd = t.tpos
 	}
 	t.state = txnDone
 	t.release()
@@ -354,34 +373,4 @@ func (t *Txn) TpcAbort() {
 func (t *Txn) release() {
 	t.s.current.CompareAndSwap(t, nil)
 	<-t.s.commitLock
-}
-
-// makeDurable returns once every byte before end is on stable storage.
-// It is the one place a group commit would batch: several finishing
-// transactions can wait here for a single fsync covering all of them.
-func (s *FileStorage) makeDurable(end int64) error {
-	_ = end
-	return s.file.Sync()
-}
-
-// publish makes a durable transaction visible to readers.
-func (s *FileStorage) publish(t *Txn, end int64, onPublish PublishFunc) {
-	s.mu.RLock()
-	mapped := len(s.mapped)
-	s.mu.RUnlock()
-	m := s.growMapping(end, mapped)
-	s.mu.Lock()
-	s.swapMapping(m)
-	if onPublish != nil {
-		onPublish(t.tid, t.order)
-	}
-	for _, oid := range t.order {
-		s.idx.set(oid, t.written[oid])
-	}
-	s.pos = end
-	s.lastTid = t.tid
-	s.marks.add(t.tid, t.tpos)
-	close(s.changed)
-	s.changed = make(chan struct{})
-	s.mu.Unlock()
 }

@@ -50,6 +50,17 @@ type FileStorage struct {
 
 	// commitLock has one token; the transaction in progress holds it.
 	commitLock chan struct{}
+	// writeEnd is where the next transaction is written: past the
+	// published end when transactions are finishing. Guarded by
+	// ownership of commitLock.
+	writeEnd int64
+	// dur, pending and publishMu implement group commit (groupcommit.go).
+	dur       durability
+	pending   pendingSet
+	publishMu sync.Mutex
+	// finishing counts committers waiting for durability, so that Close
+	// lets them complete.
+	finishing sync.WaitGroup
 	// lastStamp is the last tid handed out (BaseStorage._ts); guarded by
 	// ownership of commitLock.
 	lastStamp Tid
@@ -73,6 +84,7 @@ func Open(path string, opts Options) (*FileStorage, error) {
 		changed:    make(chan struct{}),
 		commitLock: make(chan struct{}, 1),
 	}
+	s.dur.cond = sync.NewCond(&s.dur.mu)
 	if s.log == nil {
 		s.log = hclog.NewNullLogger()
 	}
@@ -83,6 +95,9 @@ func Open(path string, opts Options) (*FileStorage, error) {
 		s.closeFiles()
 		return nil, err
 	}
+	s.mapped = s.growMapping(s.pos, 0)
+	s.writeEnd = s.pos
+	s.dur.finished, s.dur.durable = s.pos, s.pos
 	return s, nil
 }
 
@@ -132,7 +147,6 @@ func (s *FileStorage) open() error {
 	if err := s.scan(start, last, size); err != nil {
 		return err
 	}
-	s.mapped = s.growMapping(s.pos, 0)
 	if oid, ok := s.idx.maxOid(); ok {
 		s.maxOid = oid
 	}
@@ -459,6 +473,7 @@ func (s *FileStorage) Close() error {
 		t.TpcAbort()
 	}
 	s.commitLock <- struct{}{}
+	s.finishing.Wait()
 	var err error
 	if !s.readOnly && s.failed.Load() == nil {
 		s.mu.RLock()

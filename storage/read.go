@@ -53,19 +53,24 @@ type record struct {
 // one. The caller holds s.mu for reading, so the committed end (s.pos)
 // bounds every length read from the file.
 func (s *FileStorage) readRecord(pos int64, oid Oid) (record, error) {
-	return s.readRecordData(pos, oid, true)
+	return s.readRecordData(pos, oid, true, s.pos)
 }
 
-// readRecordData is readRecord that copies the pickle only if wantData.
-func (s *FileStorage) readRecordData(pos int64, oid Oid, wantData bool) (record, error) {
-	end := s.pos
+// readRecordData is readRecord that copies the pickle only if wantData,
+// and reads records below end. Writers pass the end of what they have
+// written, which may be past what readers see.
+func (s *FileStorage) readRecordData(pos int64, oid Oid, wantData bool, end int64) (record, error) {
+	mapped := s.mapped
+	if end > int64(len(mapped)) {
+		mapped = nil
+	}
 	if pos < fileHeaderSize || pos > end-DataHeaderSize {
 		return record{}, &FormatError{Path: s.path, Offset: pos, Reason: "data record offset outside the committed file"}
 	}
 	var hb [DataHeaderSize + 8]byte
 	var head []byte
-	if s.mapped != nil {
-		head = s.mapped[pos:min(end, pos+DataHeaderSize+8)]
+	if mapped != nil {
+		head = mapped[pos:min(end, pos+DataHeaderSize+8)]
 	} else {
 		n, err := s.file.ReadAt(hb[:min(int64(len(hb)), end-pos)], pos)
 		if n < DataHeaderSize {
@@ -95,8 +100,8 @@ func (s *FileStorage) readRecordData(pos int64, oid Oid, wantData bool) (record,
 		return r, nil
 	}
 	r.data = make([]byte, r.PLen)
-	if s.mapped != nil {
-		copy(r.data, s.mapped[pos+DataHeaderSize:])
+	if mapped != nil {
+		copy(r.data, mapped[pos+DataHeaderSize:])
 		return r, nil
 	}
 	if err := s.readAt(r.data, pos+DataHeaderSize); err != nil {
@@ -108,14 +113,17 @@ func (s *FileStorage) readRecordData(pos int64, oid Oid, wantData bool) (record,
 // recordData returns the pickle of a record, following backpointers. A
 // record that resolves to no data is a deletion: *NoObjectError. The
 // caller holds s.mu for reading.
-func (s *FileStorage) recordData(r record) ([]byte, error) {
+func (s *FileStorage) recordData(r record) ([]byte, error) { return s.recordDataUpTo(r, s.pos) }
+
+// recordDataUpTo is recordData for records below end.
+func (s *FileStorage) recordDataUpTo(r record, end int64) ([]byte, error) {
 	for r.data == nil {
 		if r.back == 0 {
 			return nil, &NoObjectError{Oid: r.Oid, Deleted: true}
 		}
 		var err error
 		// back < pos always, so the chain ends.
-		if r, err = s.readRecord(r.back, r.Oid); err != nil {
+		if r, err = s.readRecordData(r.back, r.Oid, true, end); err != nil {
 			return nil, err
 		}
 	}
@@ -173,7 +181,7 @@ func (s *FileStorage) LoadBefore(oid Oid, before Tid) (rev Revision, ok bool, er
 	}
 	var next Tid
 	for {
-		r, err := s.readRecordData(pos, oid, false)
+		r, err := s.readRecordData(pos, oid, false, s.pos)
 		if err != nil {
 			return Revision{}, false, err
 		}

@@ -99,9 +99,7 @@ func (t *Txn) Undo(id []byte) ([]Oid, error) {
 			failures[r.oid] = reason
 			continue
 		}
-		s.mu.RLock()
-		ipos, _ := s.idx.get(r.oid)
-		s.mu.RUnlock()
+		ipos, _ := s.latestPos(r.oid)
 		if _, seen := t.written[r.oid]; !seen {
 			oids = append(oids, r.oid)
 		}
@@ -124,9 +122,9 @@ func (t *Txn) Undo(id []byte) ([]Oid, error) {
 // previous revision is at pre), or the reason it cannot be undone.
 func (t *Txn) undoRecord(oid Oid, pos, pre int64) (back int64, reason string, err error) {
 	s := t.s
+	ipos, _ := s.latestPos(oid)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	ipos, _ := s.idx.get(oid)
 	current := ipos
 	inTxn, written := t.written[oid]
 	if written {
@@ -143,13 +141,13 @@ func (t *Txn) undoRecord(oid Oid, pos, pre int64) (back int64, reason string, er
 			dataPtr = cur.back
 		}
 		if dataPtr != pos {
-			undoneData, err := s.dataAt(pos, oid)
+			undoneData, err := s.dataAt(pos, oid, t.tpos)
 			if err != nil {
 				return 0, "_loadBack() failed", nil
 			}
 			curData := cur.data
 			if curData == nil {
-				if curData, err = s.dataAt(dataPtr, oid); err != nil {
+				if curData, err = s.dataAt(dataPtr, oid, t.tpos); err != nil {
 					return 0, "_loadBack() failed", nil
 				}
 			}
@@ -168,7 +166,7 @@ func (t *Txn) undoRecord(oid Oid, pos, pre int64) (back int64, reason string, er
 // wrote and has not voted yet. The caller holds s.mu for reading.
 func (t *Txn) recordAt(pos int64, oid Oid) (record, error) {
 	if pos < t.tpos {
-		return t.s.readRecord(pos, oid)
+		return t.s.readRecordData(pos, oid, true, t.tpos)
 	}
 	o := pos - t.tpos - t.hlen
 	h := decodeDataHeader(t.records[o:])
@@ -182,15 +180,15 @@ func (t *Txn) recordAt(pos int64, oid Oid) (record, error) {
 	return r, nil
 }
 
-// dataAt returns the data of the record at pos, following backpointers.
-// The caller holds s.mu for reading.
-func (s *FileStorage) dataAt(pos int64, oid Oid) ([]byte, error) {
+// dataAt returns the data of the record at pos, following backpointers,
+// among the records below end. The caller holds s.mu for reading.
+func (s *FileStorage) dataAt(pos int64, oid Oid, end int64) ([]byte, error) {
 	if pos == 0 {
 		return nil, &NoObjectError{Oid: oid, Deleted: true}
 	}
-	r, err := s.readRecord(pos, oid)
+	r, err := s.readRecordData(pos, oid, true, end)
 	if err != nil {
 		return nil, err
 	}
-	return s.recordData(r)
+	return s.recordDataUpTo(r, end)
 }
