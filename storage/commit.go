@@ -314,6 +314,30 @@ type PublishFunc func(tid Tid, oids []Oid)
 // Transactions become visible strictly in file order, each only once it is
 // durable.
 func (t *Txn) TpcFinishWith(onPublish PublishFunc) (Tid, error) {
+	s := t.s
+	s.finishing.Add(1)
+	defer s.finishing.Done()
+	if _, err := t.TpcFinishQueued(onPublish); err != nil {
+		return 0, err
+	}
+	if err := s.makeDurable(t.end); err != nil {
+		return 0, s.failPending(err)
+	}
+	s.publishDurable()
+	<-t.published
+	if p := s.failed.Load(); p != nil {
+		return 0, *p
+	}
+	return t.tid, nil
+}
+
+// TpcFinishQueued marks the voted transaction committed and releases the
+// commit lock without waiting for durability: the transaction becomes
+// durable and visible at the next Flush (or when a later TpcFinish makes
+// it durable). A replica applying a stream uses it to share one fsync
+// among many transactions; a crash before the Flush loses only
+// transactions that were never acknowledged.
+func (t *Txn) TpcFinishQueued(onPublish PublishFunc) (Tid, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.state != txnVoted {
@@ -325,20 +349,9 @@ func (t *Txn) TpcFinishWith(onPublish PublishFunc) (Tid, error) {
 	}
 	t.onPublish = onPublish
 	t.published = make(chan struct{})
-	s.finishing.Add(1)
-	defer s.finishing.Done()
 	s.queueFinished(t)
 	t.state = txnDone
 	t.release()
-
-	if err := s.makeDurable(t.end); err != nil {
-		return 0, s.failPending(err)
-	}
-	s.publishDurable()
-	<-t.published
-	if p := s.failed.Load(); p != nil {
-		return 0, *p
-	}
 	return t.tid, nil
 }
 

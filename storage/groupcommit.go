@@ -149,6 +149,33 @@ func (s *FileStorage) publishDurable() {
 	}
 }
 
+// Flush makes every finished transaction durable and visible.
+func (s *FileStorage) Flush() error {
+	s.dur.mu.Lock()
+	end := s.dur.finished
+	s.dur.mu.Unlock()
+	if err := s.makeDurable(end); err != nil {
+		return s.failPending(err)
+	}
+	s.publishDurable()
+	if p := s.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// pendingTxn returns the position of a finished, unpublished transaction.
+func (s *FileStorage) pendingTxn(tid Tid) (int64, bool) {
+	s.pending.mu.Lock()
+	defer s.pending.mu.Unlock()
+	for _, t := range s.pending.queue {
+		if t.tid == tid {
+			return t.tpos, true
+		}
+	}
+	return 0, false
+}
+
 // failPending records a durability failure: the file's state is unknown,
 // so the storage refuses further commits, and every queued transaction
 // fails.

@@ -104,8 +104,12 @@ func (s *FileStorage) scanBackward(floor, end int64, tid Tid) (int64, error) {
 	return pos, nil
 }
 
-// findTxn returns the position of the transaction with the given tid.
+// findTxn returns the position of the transaction with the given tid,
+// including one that is finished but not yet published.
 func (s *FileStorage) findTxn(tid Tid) (int64, error) {
+	if pos, ok := s.pendingTxn(tid); ok {
+		return pos, nil
+	}
 	pos, err := s.seekTid(tid)
 	if err != nil {
 		return 0, err

@@ -400,13 +400,13 @@ func (s *FileStorage) RecordIterNext(from Oid) (oid Oid, tid Tid, data []byte, n
 
 // dataFind is ZODB's _data_find: the offset of oid's last record in the
 // transaction at tpos to use as a backpointer for data, or 0 when the
-// record holds different data.
+// record holds different data. The caller holds the commit lock.
 func (s *FileStorage) dataFind(tpos int64, oid Oid, data []byte) (int64, error) {
 	h, err := s.readTxnHeader(tpos)
 	if err != nil {
 		return 0, err
 	}
-	if h.Len > uint64(s.Size()-tpos) {
+	if h.Len > uint64(max(s.Size(), s.writeEnd)-tpos) {
 		return 0, &FormatError{Path: s.path, Offset: tpos, Reason: "transaction record extends beyond the committed file"}
 	}
 	raw := make([]byte, int64(h.Len)+trailerSize)
