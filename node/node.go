@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -13,12 +14,17 @@ import (
 )
 
 // Node is a running zrs node: its storage and the services around it.
+// With a replication block it is a primary (replicate_to), a read-only
+// secondary (replicate_from) or a cascading secondary (both).
 type Node struct {
-	cfg   *Config
-	log   hclog.Logger
-	store *storage.FileStorage
-	zeo   *ZEOService
-	ln    net.Listener
+	cfg     *Config
+	log     hclog.Logger
+	store   *storage.FileStorage
+	zeo     *ZEOService
+	ln      net.Listener
+	feed    *Feed
+	feedLn  net.Listener
+	replica *Replica
 }
 
 // New opens the node's storage and binds its listeners, so that errors in
@@ -36,11 +42,13 @@ func New(cfg *Config, log hclog.Logger) (*Node, error) {
 		return nil, fmt.Errorf("open storage %s: %w", cfg.Storage.Path, err)
 	}
 	n.store = store
+	rep := cfg.Replication
+	secondary := rep != nil && rep.ReplicateFrom != ""
 	n.zeo, err = NewZEOService(ZEOServiceConfig{
 		Storage:  store,
 		Name:     cfg.Storage.Name,
 		Protocol: cfg.ZEO.Protocol,
-		ReadOnly: cfg.ZEO.ReadOnly,
+		ReadOnly: cfg.ZEO.ReadOnly || secondary,
 		Logger:   log.Named("zeo"),
 	})
 	if err != nil {
@@ -52,8 +60,38 @@ func New(cfg *Config, log hclog.Logger) (*Node, error) {
 		store.Close()
 		return nil, fmt.Errorf("zeo listen: %w", err)
 	}
+	if rep != nil && rep.ReplicateTo != "" {
+		n.feed = NewFeed(FeedConfig{Storage: store, Logger: log.Named("feed"), KeepAlive: rep.KeepAlive()})
+		if n.feedLn, err = listen(rep.ReplicateTo); err != nil {
+			n.ln.Close()
+			store.Close()
+			return nil, fmt.Errorf("replication listen: %w", err)
+		}
+	}
+	if secondary {
+		n.replica = NewReplica(ReplicaConfig{
+			Storage:   store,
+			Logger:    log.Named("replica"),
+			Name:      cfg.Name,
+			Protocol:  rep.Protocol,
+			KeepAlive: rep.KeepAlive(),
+			Publish:   n.zeo.Publish(),
+		}, rep.ReplicateFrom)
+	}
 	return n, nil
 }
+
+// ReplicationAddr returns where the node serves its replication stream,
+// or nil.
+func (n *Node) ReplicationAddr() net.Addr {
+	if n.feedLn == nil {
+		return nil
+	}
+	return n.feedLn.Addr()
+}
+
+// Replica returns the node's replica, or nil if it is not a secondary.
+func (n *Node) Replica() *Replica { return n.replica }
 
 func listen(addr string) (net.Listener, error) {
 	network := Network(addr)
@@ -79,7 +117,25 @@ func (n *Node) Run(ctx context.Context) error {
 	n.log.Info("serving ZEO", "address", n.ln.Addr().String(), "storage", n.cfg.Storage.Path,
 		"name", n.cfg.Storage.Name, "protocol", n.cfg.ZEO.Protocol, "read_only", n.zeo.ReadOnly(),
 		"last_tid", n.store.LastTransaction())
-	err := n.zeo.Serve(ctx, n.ln)
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	run := func(i int, f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = f()
+		}()
+	}
+	if n.feed != nil {
+		n.log.Info("serving replication", "address", n.feedLn.Addr().String())
+		run(1, func() error { return n.feed.Serve(ctx, n.feedLn) })
+	}
+	if n.replica != nil {
+		run(2, func() error { return n.replica.Run(ctx) })
+	}
+	errs[0] = n.zeo.Serve(ctx, n.ln)
+	wg.Wait()
+	err := errors.Join(errs...)
 	if cerr := n.store.Close(); err == nil {
 		err = cerr
 	}

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -260,4 +261,35 @@ func (s *FileStorage) resolveBack(d *DataRecord) error {
 		return nil // points at a deletion: no data
 	}
 	return err
+}
+
+// TxnAt returns the committed transaction with the given tid, or
+// ErrNoTransaction.
+func (s *FileStorage) TxnAt(tid Tid) (*TxnRecord, error) {
+	it, err := s.Iterate(tid, tid)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := it.Next()
+	if errors.Is(err, io.EOF) || (err == nil && rec.Tid != tid) {
+		return nil, fmt.Errorf("transaction %s: %w", tid, ErrNoTransaction)
+	}
+	return rec, err
+}
+
+// TidBefore returns the tid of the last committed transaction older than
+// tid, or 0 if there is none.
+func (s *FileStorage) TidBefore(tid Tid) (Tid, error) {
+	pos, err := s.seekTid(tid)
+	if err != nil {
+		return 0, err
+	}
+	if pos <= fileHeaderSize {
+		return 0, nil
+	}
+	_, h, err := s.txnBefore(pos)
+	if err != nil {
+		return 0, err
+	}
+	return h.Tid, nil
 }

@@ -1,0 +1,352 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/zrs-go/zrs/storage"
+	"github.com/zrs-go/zrs/wire/zeo"
+	"github.com/zrs-go/zrs/wire/zrs"
+)
+
+// FeedConfig configures a Feed.
+type FeedConfig struct {
+	Storage *storage.FileStorage
+	Logger  hclog.Logger
+	// KeepAlive is how often an idle zrs-go/1 stream carries a heartbeat.
+	KeepAlive time.Duration
+	// Epoch returns the node's current epoch (0 in static mode).
+	Epoch func() uint64
+	// OnAck is told when a secondary has durably applied a transaction.
+	OnAck func(node string, tid storage.Tid)
+}
+
+// Feed serves the replication stream of a storage to secondaries: stock
+// zc.zrs secondaries speak zrs2.0, ours zrs-go/1, on the same port. Each
+// secondary gets its own stream, read lazily from the data file and woken
+// by each commit; a slow secondary only slows its own stream (TCP flow
+// control), never the primary's memory.
+type Feed struct {
+	cfg FeedConfig
+	log hclog.Logger
+
+	mu    sync.Mutex
+	conns map[net.Conn]string // connection → secondary name
+	wg    sync.WaitGroup
+}
+
+// handshakeTimeout bounds how long a secondary may take to say who it is.
+const handshakeTimeout = 30 * time.Second
+
+// writeTimeout bounds one flush to a secondary that stopped reading.
+const writeTimeout = time.Minute
+
+// NewFeed returns a feed for cfg.Storage.
+func NewFeed(cfg FeedConfig) *Feed {
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = 10 * time.Second
+	}
+	if cfg.Epoch == nil {
+		cfg.Epoch = func() uint64 { return 0 }
+	}
+	return &Feed{cfg: cfg, log: cfg.Logger, conns: make(map[net.Conn]string)}
+}
+
+// Serve accepts secondaries on ln until ctx is done. On the way out each
+// stream first sends what is already committed, then closes.
+func (f *Feed) Serve(ctx context.Context, ln net.Listener) error {
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	var err error
+	for {
+		var nc net.Conn
+		if nc, err = ln.Accept(); err != nil {
+			break
+		}
+		f.mu.Lock()
+		f.conns[nc] = nc.RemoteAddr().String()
+		f.mu.Unlock()
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			defer func() {
+				f.mu.Lock()
+				delete(f.conns, nc)
+				f.mu.Unlock()
+				nc.Close()
+			}()
+			log := f.log.With("secondary", nc.RemoteAddr().String())
+			if err := f.serveConn(ctx, nc, log); err != nil && !isEOF(err) && ctx.Err() == nil {
+				log.Warn("replication stream ended", "error", err)
+			} else {
+				log.Info("replication stream closed")
+			}
+		}()
+	}
+	f.wg.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return fmt.Errorf("replication feed: accept: %w", err)
+}
+
+// Secondaries returns the connected secondaries by address or name.
+func (f *Feed) Secondaries() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]string, 0, len(f.conns))
+	for _, name := range f.conns {
+		out = append(out, name)
+	}
+	return out
+}
+
+func (f *Feed) serveConn(ctx context.Context, nc net.Conn, log hclog.Logger) error {
+	br := bufio.NewReader(nc)
+	fr := zeo.NewFrameReader(br, zrs.MaxFrameSize)
+	nc.SetReadDeadline(time.Now().Add(handshakeTimeout))
+	first, err := fr.ReadFrame()
+	if err != nil {
+		return fmt.Errorf("handshake: %w", err)
+	}
+	proto, err := zrs.IdentifyHandshake(first)
+	if err != nil {
+		return fmt.Errorf("handshake: %w", err)
+	}
+	switch proto {
+	case zrs.ProtocolZRS20:
+		p, err := fr.ReadFrame()
+		if err != nil {
+			return fmt.Errorf("handshake: %w", err)
+		}
+		start, err := zrs.ParseStartTid(p)
+		if err != nil {
+			return fmt.Errorf("handshake: %w", err)
+		}
+		nc.SetReadDeadline(time.Time{})
+		return f.streamZRS20(ctx, nc, fr, start, log)
+	default:
+		msg, err := zrs.DecodeGo1(first)
+		if err != nil {
+			return fmt.Errorf("handshake: %w", err)
+		}
+		hello, ok := msg.(*zrs.Hello)
+		if !ok {
+			return fmt.Errorf("handshake: expected Hello, got %s", msg.Go1Type())
+		}
+		nc.SetReadDeadline(time.Time{})
+		return f.streamGo1(ctx, nc, fr, hello, log.With("secondary", hello.Node))
+	}
+}
+
+// streamZRS20 serves a stock zc.zrs secondary.
+func (f *Feed) streamZRS20(ctx context.Context, nc net.Conn, fr *zeo.FrameReader, start storage.Tid, log hclog.Logger) error {
+	last := f.cfg.Storage.LastTransaction()
+	if start > last {
+		// zc.zrs raises TidTooHigh and drops the connection.
+		return fmt.Errorf("secondary is ahead: its last transaction %s is after ours, %s", start, last)
+	}
+	log.Info("zrs2.0 secondary connected", "start", start)
+	peerDone := make(chan error, 1)
+	go func() {
+		// After the handshake a zc.zrs secondary only sends empty
+		// keep-alive messages.
+		for {
+			p, err := fr.ReadFrame()
+			if err == nil {
+				err = zrs.CheckKeepAlive(p)
+			}
+			if err != nil {
+				peerDone <- err
+				return
+			}
+		}
+	}()
+	enc := zrs.NewTxnEncoder(start)
+	var buf []byte
+	send := func(w io.Writer, rec *storage.TxnRecord) error {
+		var err error
+		if buf, err = enc.AppendFrames(buf[:0], rec); err != nil {
+			return err
+		}
+		_, err = w.Write(buf)
+		return err
+	}
+	return f.stream(ctx, nc, start, send, nil, peerDone)
+}
+
+// streamGo1 serves one of our secondaries after checking where it stands.
+func (f *Feed) streamGo1(ctx context.Context, nc net.Conn, fr *zeo.FrameReader, hello *zrs.Hello, log hclog.Logger) error {
+	answer, err := f.answer(hello)
+	if err != nil {
+		return err
+	}
+	frame, err := zrs.AppendGo1(make([]byte, 4), answer)
+	if err != nil {
+		return err
+	}
+	if _, err := nc.Write(finishFrame(frame)); err != nil {
+		return err
+	}
+	if answer.Kind != zrs.AnswerStream {
+		log.Warn("not streaming to secondary", "answer", answer.Kind.String(), "tid", answer.Tid,
+			"secondary_last_tid", hello.LastTid, "reason", answer.Reason)
+		return nil
+	}
+	f.mu.Lock()
+	f.conns[nc] = hello.Node
+	f.mu.Unlock()
+	log.Info("secondary connected", "start", hello.LastTid, "epoch", hello.Epoch)
+	peerDone := make(chan error, 1)
+	go func() {
+		for {
+			p, err := fr.ReadFrame()
+			if err != nil {
+				peerDone <- err
+				return
+			}
+			msg, err := zrs.DecodeGo1(p)
+			if err != nil {
+				peerDone <- err
+				return
+			}
+			switch m := msg.(type) {
+			case *zrs.Ack:
+				if f.cfg.OnAck != nil {
+					f.cfg.OnAck(hello.Node, m.Tid)
+				}
+			case *zrs.Heartbeat:
+			default:
+				peerDone <- fmt.Errorf("unexpected %s from secondary", msg.Go1Type())
+				return
+			}
+		}
+	}()
+	var buf []byte
+	send := func(w io.Writer, rec *storage.TxnRecord) error {
+		var err error
+		if buf, err = zrs.AppendGo1(append(buf[:0], 0, 0, 0, 0), &zrs.Txn{Record: rec}); err != nil {
+			return err
+		}
+		_, err = w.Write(finishFrame(buf))
+		return err
+	}
+	heartbeat := func(w io.Writer) error {
+		b, err := zrs.AppendGo1(make([]byte, 4), &zrs.Heartbeat{
+			LastTid: f.cfg.Storage.LastTransaction(), UnixNano: time.Now().UnixNano()})
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(finishFrame(b))
+		return err
+	}
+	return f.stream(ctx, nc, hello.LastTid, send, heartbeat, peerDone)
+}
+
+// answer decides whether a secondary can be streamed to from where it is.
+func (f *Feed) answer(h *zrs.Hello) (*zrs.Answer, error) {
+	store := f.cfg.Storage
+	epoch := f.cfg.Epoch()
+	last := store.LastTransaction()
+	if h.Epoch > epoch {
+		return &zrs.Answer{Kind: zrs.AnswerRefused, Epoch: epoch,
+			Reason: fmt.Sprintf("secondary has seen epoch %d, newer than this node's %d", h.Epoch, epoch)}, nil
+	}
+	if h.LastTid == 0 {
+		return &zrs.Answer{Kind: zrs.AnswerStream, Epoch: epoch, Tid: last}, nil
+	}
+	if h.LastTid > last {
+		return &zrs.Answer{Kind: zrs.AnswerAhead, Epoch: epoch, Tid: last}, nil
+	}
+	rec, err := store.TxnAt(h.LastTid)
+	if err == nil && zrs.TxnHash(rec) == h.LastHash {
+		return &zrs.Answer{Kind: zrs.AnswerStream, Epoch: epoch, Tid: last}, nil
+	}
+	if err != nil && !errors.Is(err, storage.ErrNoTransaction) {
+		return nil, err
+	}
+	// The secondary's last transaction is not ours. The newest tid we
+	// may have in common is the one before it; the secondary checks that
+	// by handshaking again from there after rewinding.
+	common, err := store.TidBefore(h.LastTid)
+	if err != nil {
+		return nil, err
+	}
+	return &zrs.Answer{Kind: zrs.AnswerDiverged, Epoch: epoch, Tid: common}, nil
+}
+
+// stream sends every transaction after start, then each new commit, until
+// ctx is done (after sending what is committed) or the peer goes away.
+// idle, if set, is sent when nothing else was sent for KeepAlive.
+func (f *Feed) stream(ctx context.Context, nc net.Conn, start storage.Tid,
+	send func(io.Writer, *storage.TxnRecord) error, idle func(io.Writer) error, peerDone <-chan error) error {
+	store := f.cfg.Storage
+	from := start + 1
+	if start == 0 {
+		from = 0
+	}
+	it, err := store.Iterate(from, 0)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(nc, 256<<10)
+	flush := func() error {
+		nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		return bw.Flush()
+	}
+	ticker := time.NewTicker(f.cfg.KeepAlive)
+	defer ticker.Stop()
+	sent := false
+	for {
+		changed := store.Changed()
+		rec, err := it.Next()
+		if err == nil {
+			if err := send(bw, rec); err != nil {
+				return err
+			}
+			sent = true
+			continue
+		}
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return nil // drained
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			// Loop once more to send what was committed meanwhile.
+		case err := <-peerDone:
+			return err
+		case <-ticker.C:
+			if idle != nil && !sent {
+				if err := idle(bw); err != nil {
+					return err
+				}
+			}
+			sent = false
+		}
+	}
+}
+
+// finishFrame fills in the 4-byte length prefix reserved at frame[:4].
+func finishFrame(frame []byte) []byte {
+	n := len(frame) - 4
+	frame[0], frame[1], frame[2], frame[3] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
+	return frame
+}

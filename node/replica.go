@@ -1,0 +1,496 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/zrs-go/zrs/storage"
+	"github.com/zrs-go/zrs/wire/zeo"
+	"github.com/zrs-go/zrs/wire/zrs"
+)
+
+// Replication protocols a replica can speak to its upstream.
+const (
+	ReplicationGo1   = "zrs"    // our own, zrs-go/1
+	ReplicationZRS20 = "zrs2.0" // a stock zc.zrs primary
+)
+
+// ErrStopped says a replica stopped replicating because continuing would
+// need an operator's decision (its data is ahead of or diverged from its
+// upstream); it resumes when given a new upstream.
+var ErrStopped = errors.New("replication stopped")
+
+// ReplicaConfig configures a Replica.
+type ReplicaConfig struct {
+	Storage *storage.FileStorage
+	Logger  hclog.Logger
+	// Name is this node's name, sent to the upstream.
+	Name string
+	// Protocol is ReplicationGo1 (default) or ReplicationZRS20.
+	Protocol string
+	// KeepAlive is how often an idle connection carries a keep-alive.
+	KeepAlive time.Duration
+	// Publish tells this node's ZEO clients about each applied
+	// transaction (ZEOService.Publish).
+	Publish storage.PublishFunc
+	// Epoch returns the highest epoch seen (0 in static mode).
+	Epoch func() uint64
+	// MinBackoff and MaxBackoff bound the delay between connection
+	// attempts (defaults 500 ms and 10 s).
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// Lag describes how far a replica is behind its upstream.
+type Lag struct {
+	// Connected is true while a stream is established.
+	Connected bool
+	// LastApplied is the last transaction applied durably.
+	LastApplied storage.Tid
+	// UpstreamLast is the newest transaction the upstream reported.
+	UpstreamLast storage.Tid
+	// Seconds is how much older LastApplied is than UpstreamLast.
+	Seconds float64
+}
+
+// Replica keeps a storage a read-only copy of an upstream's: it applies
+// each transaction with the upstream's tid, status, metadata and
+// backpointers, making it durable and visible only once complete and
+// verified, and reconnects with backoff when the connection is lost.
+type Replica struct {
+	cfg ReplicaConfig
+	log hclog.Logger
+
+	mu       sync.Mutex
+	upstream string
+	changed  chan struct{} // closed when upstream changes
+	cancel   context.CancelFunc
+	lag      Lag
+	stopped  error
+}
+
+// NewReplica returns a replica of cfg.Storage; Run starts it.
+func NewReplica(cfg ReplicaConfig, upstream string) *Replica {
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.Protocol == "" {
+		cfg.Protocol = ReplicationGo1
+	}
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = 10 * time.Second
+	}
+	if cfg.Epoch == nil {
+		cfg.Epoch = func() uint64 { return 0 }
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = 500 * time.Millisecond
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 10 * time.Second
+	}
+	return &Replica{cfg: cfg, log: cfg.Logger, upstream: upstream, changed: make(chan struct{})}
+}
+
+// SetUpstream points the replica at another upstream; a stream in
+// progress is dropped and a stopped replica resumes.
+func (r *Replica) SetUpstream(addr string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if addr == r.upstream {
+		return
+	}
+	r.upstream = addr
+	r.stopped = nil
+	close(r.changed)
+	r.changed = make(chan struct{})
+	if r.cancel != nil {
+		r.cancel()
+	}
+}
+
+// Lag reports how far behind the upstream the replica is.
+func (r *Replica) Lag() Lag {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lag
+}
+
+// Stopped returns why replication stopped for good (ErrStopped), if it did.
+func (r *Replica) Stopped() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stopped
+}
+
+// Run replicates until ctx is done.
+func (r *Replica) Run(ctx context.Context) error {
+	delay := r.cfg.MinBackoff
+	for ctx.Err() == nil {
+		r.mu.Lock()
+		addr, changed := r.upstream, r.changed
+		sctx, cancel := context.WithCancel(ctx)
+		r.cancel = cancel
+		r.mu.Unlock()
+		if addr == "" {
+			cancel()
+			select {
+			case <-changed:
+			case <-ctx.Done():
+			}
+			continue
+		}
+		applied, err := r.session(sctx, addr)
+		cancel()
+		r.setConnected(false)
+		if ctx.Err() != nil {
+			break
+		}
+		if errors.Is(err, ErrStopped) {
+			r.log.Error("replication stopped", "upstream", addr, "error", err)
+			r.mu.Lock()
+			r.stopped = err
+			r.mu.Unlock()
+			select {
+			case <-changed:
+			case <-ctx.Done():
+			}
+			delay = r.cfg.MinBackoff
+			continue
+		}
+		if applied > 0 {
+			delay = r.cfg.MinBackoff
+		}
+		r.log.Warn("replication connection lost; retrying", "upstream", addr, "error", err, "retry_in", delay)
+		select {
+		case <-time.After(delay):
+		case <-changed:
+		case <-ctx.Done():
+		}
+		delay = min(2*delay, r.cfg.MaxBackoff)
+	}
+	// Make what was applied durable before the storage closes.
+	return r.cfg.Storage.Flush()
+}
+
+func (r *Replica) setConnected(c bool) {
+	r.mu.Lock()
+	r.lag.Connected = c
+	r.mu.Unlock()
+}
+
+// session is one connection to the upstream. It returns how many
+// transactions it applied.
+func (r *Replica) session(ctx context.Context, addr string) (int, error) {
+	network := "tcp"
+	if strings.Contains(addr, "/") {
+		network = "unix"
+	}
+	dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
+	nc, err := (&net.Dialer{}).DialContext(dctx, network, addr)
+	dcancel()
+	if err != nil {
+		return 0, err
+	}
+	defer nc.Close()
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	defer stop()
+	br := bufio.NewReaderSize(nc, 1<<20)
+	fr := zeo.NewFrameReader(br, zrs.MaxFrameSize)
+	w := &frameWriter{nc: nc}
+	a := &applier{r: r, store: r.cfg.Storage, br: br, upstream: addr, lastTid: r.cfg.Storage.LastTransaction()}
+	if r.cfg.Protocol == ReplicationZRS20 {
+		return a.runZRS20(ctx, fr, w)
+	}
+	return a.runGo1(ctx, fr, w)
+}
+
+// frameWriter writes frames from several goroutines (keep-alives, acks).
+type frameWriter struct {
+	mu sync.Mutex
+	nc net.Conn
+}
+
+func (w *frameWriter) write(b []byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_, err := w.nc.Write(b)
+	return err
+}
+
+// applier applies one connection's transactions.
+type applier struct {
+	r        *Replica
+	store    *storage.FileStorage
+	br       *bufio.Reader
+	upstream string
+	lastTid  storage.Tid // the last transaction applied, flushed or not
+	applied  int
+	// queued counts transactions finished but not yet flushed.
+	queued   int
+	progress progress
+}
+
+func (a *applier) runZRS20(ctx context.Context, fr *zeo.FrameReader, w *frameWriter) (int, error) {
+	last := a.store.LastTransaction()
+	if err := w.write(zrs.AppendHandshake(nil, last)); err != nil {
+		return 0, err
+	}
+	a.r.log.Info("replicating from zc.zrs primary", "upstream", a.upstream, "start", last)
+	a.r.setConnected(true)
+	go a.keepAlive(ctx, func() error { return w.write(zrs.KeepAliveFrame()) })
+	rcv := zrs.NewReceiver(last, zrs.ReceiverOptions{})
+	for {
+		if err := a.flushIfIdle(nil); err != nil {
+			return a.applied, err
+		}
+		p, err := fr.ReadFrame()
+		if err != nil {
+			return a.applied, a.finish(err)
+		}
+		rec, err := rcv.Feed(p)
+		if err != nil {
+			return a.applied, a.finish(fmt.Errorf("input data error: %w", err))
+		}
+		if rec != nil {
+			if err := a.apply(ctx, rec); err != nil {
+				return a.applied, a.finish(err)
+			}
+		}
+	}
+}
+
+func (a *applier) runGo1(ctx context.Context, fr *zeo.FrameReader, w *frameWriter) (int, error) {
+	last := a.store.LastTransaction()
+	hello := &zrs.Hello{Node: a.r.cfg.Name, Epoch: a.r.cfg.Epoch(), LastTid: last}
+	if last != 0 {
+		rec, err := a.store.TxnAt(last)
+		if err != nil {
+			return 0, fmt.Errorf("read own last transaction: %w", err)
+		}
+		hello.LastHash = zrs.TxnHash(rec)
+	}
+	b, err := zrs.AppendGo1(make([]byte, 4), hello)
+	if err != nil {
+		return 0, err
+	}
+	if err := w.write(finishFrame(b)); err != nil {
+		return 0, err
+	}
+	p, err := fr.ReadFrame()
+	if err != nil {
+		return 0, fmt.Errorf("handshake: %w", err)
+	}
+	msg, err := zrs.DecodeGo1(p)
+	if err != nil {
+		return 0, fmt.Errorf("handshake: %w", err)
+	}
+	ans, ok := msg.(*zrs.Answer)
+	if !ok {
+		return 0, fmt.Errorf("handshake: expected Answer, got %s", msg.Go1Type())
+	}
+	switch ans.Kind {
+	case zrs.AnswerStream:
+	case zrs.AnswerAhead:
+		return 0, fmt.Errorf("%w: this node's last transaction %s is newer than upstream %s's last, %s; "+
+			"the upstream may have lost transactions or be the wrong node: check it, or move this node's data file aside to start afresh",
+			ErrStopped, last, a.upstream, ans.Tid)
+	case zrs.AnswerDiverged:
+		return 0, fmt.Errorf("%w: this node's last transaction %s is not in upstream %s's history (newest possibly common transaction %s); "+
+			"this node holds transactions the upstream never had: save and truncate this node's data file after %s, or replace it with a copy of the upstream's",
+			ErrStopped, last, a.upstream, ans.Tid, ans.Tid)
+	default:
+		return 0, fmt.Errorf("%w: upstream %s refused: %s", ErrStopped, a.upstream, ans.Reason)
+	}
+	a.r.log.Info("replicating", "upstream", a.upstream, "start", last, "upstream_last", ans.Tid)
+	a.noteUpstream(ans.Tid, time.Time{})
+	a.r.setConnected(true)
+	a.progress.start(last, ans.Tid)
+	ack := func(tid storage.Tid) error {
+		b, err := zrs.AppendGo1(make([]byte, 4), &zrs.Ack{Tid: tid})
+		if err != nil {
+			return err
+		}
+		return w.write(finishFrame(b))
+	}
+	go a.keepAlive(ctx, func() error {
+		b, err := zrs.AppendGo1(make([]byte, 4), &zrs.Heartbeat{LastTid: a.store.LastTransaction(), UnixNano: time.Now().UnixNano()})
+		if err != nil {
+			return err
+		}
+		return w.write(finishFrame(b))
+	})
+	for {
+		if err := a.flushIfIdle(ack); err != nil {
+			return a.applied, err
+		}
+		p, err := fr.ReadFrame()
+		if err != nil {
+			return a.applied, a.finish(err)
+		}
+		msg, err := zrs.DecodeGo1(p)
+		if err != nil {
+			return a.applied, a.finish(fmt.Errorf("input data error: %w", err))
+		}
+		switch m := msg.(type) {
+		case *zrs.Txn:
+			a.noteUpstream(m.Record.Tid, time.Time{})
+			if err := a.apply(ctx, m.Record); err != nil {
+				return a.applied, a.finish(err)
+			}
+		case *zrs.Heartbeat:
+			a.noteUpstream(m.LastTid, time.Unix(0, m.UnixNano))
+		default:
+			return a.applied, a.finish(fmt.Errorf("unexpected %s from upstream", msg.Go1Type()))
+		}
+	}
+}
+
+// flushBatch bounds how many transactions share one fsync while catching up.
+const flushBatch = 1000
+
+// flushIfIdle makes applied transactions durable and visible when no more
+// input is already buffered (or the batch is full), then acknowledges.
+func (a *applier) flushIfIdle(ack func(storage.Tid) error) error {
+	if a.queued == 0 || (a.br.Buffered() > 0 && a.queued < flushBatch) {
+		return nil
+	}
+	if err := a.store.Flush(); err != nil {
+		return err
+	}
+	a.queued = 0
+	last := a.store.LastTransaction()
+	a.r.mu.Lock()
+	a.r.lag.LastApplied = last
+	a.r.lag.Seconds = max(0, a.r.lag.UpstreamLast.Seconds()-last.Seconds())
+	a.r.mu.Unlock()
+	a.progress.report(a.r.log, last)
+	if ack != nil {
+		return ack(last)
+	}
+	return nil
+}
+
+// finish flushes what was applied before a connection ends.
+func (a *applier) finish(err error) error {
+	if a.queued > 0 {
+		if ferr := a.store.Flush(); ferr != nil {
+			return errors.Join(err, ferr)
+		}
+		a.queued = 0
+	}
+	if errors.Is(err, io.EOF) {
+		return fmt.Errorf("upstream closed the connection: %w", err)
+	}
+	return err
+}
+
+// noteUpstream records the newest tid the upstream has reported.
+func (a *applier) noteUpstream(tid storage.Tid, _ time.Time) {
+	a.r.mu.Lock()
+	defer a.r.mu.Unlock()
+	if tid > a.r.lag.UpstreamLast {
+		a.r.lag.UpstreamLast = tid
+	}
+	a.r.lag.Seconds = max(0, a.r.lag.UpstreamLast.Seconds()-a.r.lag.LastApplied.Seconds())
+}
+
+// apply writes one upstream transaction with its own tid and status.
+func (a *applier) apply(ctx context.Context, rec *storage.TxnRecord) error {
+	if rec.Tid <= a.lastTid {
+		return fmt.Errorf("upstream sent transaction %s, not after this node's last %s", rec.Tid, a.lastTid)
+	}
+	txn, err := a.store.TpcBegin(ctx, storage.TxnMeta{User: rec.User, Description: rec.Description,
+		Extension: rec.Extension, Tid: rec.Tid, Status: rec.Status})
+	if err != nil {
+		return err
+	}
+	for _, d := range rec.Records {
+		if err := txn.Restore(d.Oid, d.Tid, d.Data, d.DataTxn); err != nil {
+			txn.TpcAbort()
+			return fmt.Errorf("apply transaction %s: %w", rec.Tid, err)
+		}
+	}
+	if err := txn.TpcVote(); err != nil {
+		txn.TpcAbort()
+		return fmt.Errorf("apply transaction %s: %w", rec.Tid, err)
+	}
+	if _, err := txn.TpcFinishQueued(a.r.cfg.Publish); err != nil {
+		return fmt.Errorf("apply transaction %s: %w", rec.Tid, err)
+	}
+	a.lastTid = rec.Tid
+	a.applied++
+	a.queued++
+	a.progress.add(rec)
+	return nil
+}
+
+// keepAlive sends a keep-alive every KeepAlive until ctx is done.
+func (a *applier) keepAlive(ctx context.Context, send func() error) {
+	t := time.NewTicker(a.r.cfg.KeepAlive)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := send(); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// progress logs a long catch-up: transactions and bytes done, rate and
+// estimated time left (from how fast the tid time advances).
+type progress struct {
+	began      time.Time
+	lastLog    time.Time
+	from, goal storage.Tid
+	txns       int
+	bytes      int64
+}
+
+const progressEvery = 5 * time.Second
+
+func (p *progress) start(from, goal storage.Tid) {
+	*p = progress{began: time.Now(), lastLog: time.Now(), from: from, goal: goal}
+}
+
+func (p *progress) add(rec *storage.TxnRecord) {
+	if p.began.IsZero() {
+		p.start(0, 0)
+	}
+	p.txns++
+	for _, d := range rec.Records {
+		p.bytes += int64(len(d.Data))
+	}
+}
+
+func (p *progress) report(log hclog.Logger, at storage.Tid) {
+	now := time.Now()
+	if now.Sub(p.lastLog) < progressEvery {
+		return
+	}
+	p.lastLog = now
+	elapsed := now.Sub(p.began).Seconds()
+	args := []any{"transactions", p.txns, "bytes", p.bytes,
+		"rate_txn_per_s", int(float64(p.txns) / elapsed), "at", at}
+	if p.goal > at && p.from != 0 && at > p.from {
+		done := at.Seconds() - p.from.Seconds()
+		left := p.goal.Seconds() - at.Seconds()
+		if done > 0 {
+			args = append(args, "eta", time.Duration(left/done*elapsed*float64(time.Second)).Round(time.Second))
+		}
+	}
+	log.Info("catching up", args...)
+}
