@@ -21,6 +21,7 @@ type zrsCapture struct {
 	handshake [][]byte // the secondary's frames, length prefix included
 	stream    []byte   // the primary's frames, length prefixes included
 	frames    [][]byte // the primary's payloads
+	kinds     []string // their kinds: T, S, raw, C
 }
 
 func fixturePath(t *testing.T, parts ...string) string {
@@ -44,7 +45,7 @@ func loadCapture(t *testing.T, name string) zrsCapture {
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	for sc.Scan() {
 		var fr struct {
-			Dir, Hex string
+			Dir, Hex, Kind string
 		}
 		if err := json.Unmarshal(sc.Bytes(), &fr); err != nil {
 			t.Fatal(err)
@@ -58,6 +59,7 @@ func loadCapture(t *testing.T, name string) zrsCapture {
 		} else {
 			c.stream = append(c.stream, raw...)
 			c.frames = append(c.frames, raw[4:])
+			c.kinds = append(c.kinds, fr.Kind)
 		}
 	}
 	return c
@@ -186,5 +188,77 @@ func TestPrimaryServesRecordedZRSStream(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCorruptedStreamAppliesNothingPartial sends the recorded stream with
+// one data byte of the third transaction flipped: the checksum fails,
+// the two transactions before it are applied and nothing of it is, and
+// the secondary reconnects.
+func TestCorruptedStreamAppliesNothingPartial(t *testing.T) {
+	capture := loadCapture(t, "stream.jsonl")
+	corrupt, off, checksums := -1, 0, 0
+	for i, f := range capture.frames {
+		if capture.kinds[i] == "C" {
+			checksums++
+		}
+		if checksums == 2 && capture.kinds[i] == "raw" && len(f) > 0 {
+			corrupt = off + 4 + len(f) - 1
+			break
+		}
+		off += 4 + len(f)
+	}
+	if corrupt < 0 {
+		t.Fatal("no data frame in the third transaction of the capture")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	connections := make(chan struct{}, 10)
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			connections <- struct{}{}
+			go func(nc net.Conn) {
+				defer nc.Close()
+				fr := zeo.NewFrameReader(nc, 64)
+				for range capture.handshake {
+					if _, err := fr.ReadFrame(); err != nil {
+						return
+					}
+				}
+				stream := append([]byte(nil), capture.stream...)
+				stream[corrupt] ^= 0xff
+				nc.Write(stream)
+				io.Copy(io.Discard, nc)
+			}(nc)
+		}
+	}()
+	sec := startNode(t, nodeConfig("s", t.TempDir(), &node.ReplicationConfig{
+		ReplicateFrom: ln.Addr().String(), Protocol: node.ReplicationZRS20}))
+	for i := 0; i < 2; i++ {
+		select {
+		case <-connections:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("connection %d never came: the secondary did not reconnect after the checksum error", i+1)
+		}
+	}
+	sec.stop()
+	got, err := os.ReadFile(sec.Storage().Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := os.ReadFile(fixturePath(t, "zrs", "secondary.fs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Exactly the first two transactions: basic.fs's first two end at 861+8.
+	if want := full[:869]; !bytes.Equal(got, want) {
+		t.Fatalf("secondary holds %d bytes, want exactly the %d bytes of the two verified transactions", len(got), len(want))
 	}
 }
