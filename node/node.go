@@ -93,6 +93,14 @@ func (n *Node) ReplicationAddr() net.Addr {
 // Replica returns the node's replica, or nil if it is not a secondary.
 func (n *Node) Replica() *Replica { return n.replica }
 
+// OnReplicationProgress sets a function told about a catch-up in progress
+// about once a second. Call it before Run.
+func (n *Node) OnReplicationProgress(fn func(Progress)) {
+	if n.replica != nil {
+		n.replica.cfg.OnProgress = fn
+	}
+}
+
 func listen(addr string) (net.Listener, error) {
 	network := Network(addr)
 	if network == "unix" {

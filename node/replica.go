@@ -47,6 +47,19 @@ type ReplicaConfig struct {
 	// MinBackoff and MaxBackoff bound the delay between connection
 	// attempts (defaults 500 ms and 10 s).
 	MinBackoff, MaxBackoff time.Duration
+	// OnProgress, if set, is called about once a second while the
+	// replica applies transactions (for a terminal progress line).
+	OnProgress func(Progress)
+}
+
+// Progress describes a catch-up in progress.
+type Progress struct {
+	Transactions int
+	Bytes        int64
+	Rate         float64 // transactions per second
+	At           storage.Tid
+	// Left estimates the time to catch up, 0 when unknown.
+	Left time.Duration
 }
 
 // Lag describes how far a replica is behind its upstream.
@@ -373,7 +386,7 @@ func (a *applier) flushIfIdle(ack func(storage.Tid) error) error {
 	a.r.lag.LastApplied = last
 	a.r.lag.Seconds = max(0, a.r.lag.UpstreamLast.Seconds()-last.Seconds())
 	a.r.mu.Unlock()
-	a.progress.report(a.r.log, last)
+	a.progress.report(a.r.log, last, a.r.cfg.OnProgress)
 	if ack != nil {
 		return ack(last)
 	}
@@ -453,17 +466,20 @@ func (a *applier) keepAlive(ctx context.Context, send func() error) {
 // progress logs a long catch-up: transactions and bytes done, rate and
 // estimated time left (from how fast the tid time advances).
 type progress struct {
-	began      time.Time
-	lastLog    time.Time
-	from, goal storage.Tid
-	txns       int
-	bytes      int64
+	began, lastLog, lastShow time.Time
+	from, goal               storage.Tid
+	txns                     int
+	bytes                    int64
 }
 
-const progressEvery = 5 * time.Second
+const (
+	progressLogEvery  = 5 * time.Second
+	progressShowEvery = time.Second
+)
 
 func (p *progress) start(from, goal storage.Tid) {
-	*p = progress{began: time.Now(), lastLog: time.Now(), from: from, goal: goal}
+	now := time.Now()
+	*p = progress{began: now, lastLog: now, lastShow: now, from: from, goal: goal}
 }
 
 func (p *progress) add(rec *storage.TxnRecord) {
@@ -476,21 +492,35 @@ func (p *progress) add(rec *storage.TxnRecord) {
 	}
 }
 
-func (p *progress) report(log hclog.Logger, at storage.Tid) {
+func (p *progress) snapshot(at storage.Tid, now time.Time) Progress {
+	elapsed := now.Sub(p.began).Seconds()
+	s := Progress{Transactions: p.txns, Bytes: p.bytes, At: at}
+	if elapsed > 0 {
+		s.Rate = float64(p.txns) / elapsed
+	}
+	if p.goal > at && p.from != 0 && at > p.from {
+		if done := at.Seconds() - p.from.Seconds(); done > 0 {
+			left := p.goal.Seconds() - at.Seconds()
+			s.Left = time.Duration(left / done * elapsed * float64(time.Second)).Round(time.Second)
+		}
+	}
+	return s
+}
+
+func (p *progress) report(log hclog.Logger, at storage.Tid, show func(Progress)) {
 	now := time.Now()
-	if now.Sub(p.lastLog) < progressEvery {
+	if show != nil && now.Sub(p.lastShow) >= progressShowEvery {
+		p.lastShow = now
+		show(p.snapshot(at, now))
+	}
+	if now.Sub(p.lastLog) < progressLogEvery {
 		return
 	}
 	p.lastLog = now
-	elapsed := now.Sub(p.began).Seconds()
-	args := []any{"transactions", p.txns, "bytes", p.bytes,
-		"rate_txn_per_s", int(float64(p.txns) / elapsed), "at", at}
-	if p.goal > at && p.from != 0 && at > p.from {
-		done := at.Seconds() - p.from.Seconds()
-		left := p.goal.Seconds() - at.Seconds()
-		if done > 0 {
-			args = append(args, "eta", time.Duration(left/done*elapsed*float64(time.Second)).Round(time.Second))
-		}
+	s := p.snapshot(at, now)
+	args := []any{"transactions", s.Transactions, "bytes", s.Bytes, "rate_txn_per_s", int(s.Rate), "at", at}
+	if s.Left > 0 {
+		args = append(args, "eta", s.Left)
 	}
 	log.Info("catching up", args...)
 }

@@ -5,9 +5,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/zrs-go/zrs/node"
 )
@@ -61,7 +63,23 @@ func runNode(c *cli.Context) error {
 	}
 	fmt.Fprintf(c.App.Writer, "zrs node %s: ZEO clients connect to %s (storage %q, data file %s)\n",
 		cfg.Name, n.ZEOAddr(), cfg.Storage.Name, cfg.Storage.Path)
+	if f, ok := c.App.Writer.(*os.File); ok && isTerminal(f) {
+		n.OnReplicationProgress(func(p node.Progress) {
+			line := fmt.Sprintf("catching up: %d transactions, %.1f MB, %.0f/s, at %s",
+				p.Transactions, float64(p.Bytes)/1e6, p.Rate, p.At.Time().Format(time.RFC3339))
+			if p.Left > 0 {
+				line += fmt.Sprintf(", about %s left", p.Left)
+			}
+			fmt.Fprintf(f, "\r%-100s", line)
+		})
+	}
 	return n.Run(ctx)
+}
+
+// isTerminal reports whether f is a terminal.
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
 
 func configCommand() *cli.Command {
@@ -86,4 +104,3 @@ func configCommand() *cli.Command {
 		}},
 	}
 }
-
