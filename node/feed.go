@@ -40,7 +40,25 @@ type Feed struct {
 
 	mu    sync.Mutex
 	conns map[net.Conn]string // connection → secondary name
+	lags  map[string]*secondaryLag
 	wg    sync.WaitGroup
+}
+
+// SecondaryLag is what the primary knows of one of its secondaries
+// (zrs-go/1 secondaries acknowledge what they have durably applied).
+type SecondaryLag struct {
+	// Acked is the last transaction the secondary durably applied.
+	Acked storage.Tid
+	// Transactions were sent to the secondary and not yet acknowledged.
+	Transactions int
+	// Seconds is how much older Acked is than the newest transaction sent.
+	Seconds float64
+}
+
+// secondaryLag tracks the transactions sent and not yet acknowledged.
+type secondaryLag struct {
+	acked   storage.Tid
+	unacked []storage.Tid
 }
 
 // handshakeTimeout bounds how long a secondary may take to say who it is.
@@ -60,7 +78,7 @@ func NewFeed(cfg FeedConfig) *Feed {
 	if cfg.Epoch == nil {
 		cfg.Epoch = func() uint64 { return 0 }
 	}
-	return &Feed{cfg: cfg, log: cfg.Logger, conns: make(map[net.Conn]string)}
+	return &Feed{cfg: cfg, log: cfg.Logger, conns: make(map[net.Conn]string), lags: make(map[string]*secondaryLag)}
 }
 
 // Serve accepts secondaries on ln until ctx is done. On the way out each
@@ -99,6 +117,44 @@ func (f *Feed) Serve(ctx context.Context, ln net.Listener) error {
 		return nil
 	}
 	return fmt.Errorf("replication feed: accept: %w", err)
+}
+
+// Lags reports the replication lag of each zrs-go/1 secondary by name.
+func (f *Feed) Lags() map[string]SecondaryLag {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make(map[string]SecondaryLag, len(f.lags))
+	for name, l := range f.lags {
+		sl := SecondaryLag{Acked: l.acked, Transactions: len(l.unacked)}
+		if n := len(l.unacked); n > 0 {
+			sl.Seconds = max(0, l.unacked[n-1].Seconds()-l.acked.Seconds())
+		}
+		out[name] = sl
+	}
+	return out
+}
+
+func (f *Feed) noteSent(node string, tid storage.Tid) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if l := f.lags[node]; l != nil {
+		l.unacked = append(l.unacked, tid)
+	}
+}
+
+func (f *Feed) noteAcked(node string, tid storage.Tid) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	l := f.lags[node]
+	if l == nil {
+		return
+	}
+	l.acked = max(l.acked, tid)
+	i := 0
+	for i < len(l.unacked) && l.unacked[i] <= tid {
+		i++
+	}
+	l.unacked = l.unacked[i:]
 }
 
 // Secondaries returns the connected secondaries by address or name.
@@ -206,7 +262,13 @@ func (f *Feed) streamGo1(ctx context.Context, nc net.Conn, fr *zeo.FrameReader, 
 	}
 	f.mu.Lock()
 	f.conns[nc] = hello.Node
+	f.lags[hello.Node] = &secondaryLag{acked: hello.LastTid}
 	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		delete(f.lags, hello.Node)
+		f.mu.Unlock()
+	}()
 	log.Info("secondary connected", "start", hello.LastTid, "epoch", hello.Epoch)
 	peerDone := make(chan error, 1)
 	go func() {
@@ -223,6 +285,7 @@ func (f *Feed) streamGo1(ctx context.Context, nc net.Conn, fr *zeo.FrameReader, 
 			}
 			switch m := msg.(type) {
 			case *zrs.Ack:
+				f.noteAcked(hello.Node, m.Tid)
 				if f.cfg.OnAck != nil {
 					f.cfg.OnAck(hello.Node, m.Tid)
 				}
@@ -239,7 +302,9 @@ func (f *Feed) streamGo1(ctx context.Context, nc net.Conn, fr *zeo.FrameReader, 
 		if buf, err = zrs.AppendGo1(append(buf[:0], 0, 0, 0, 0), &zrs.Txn{Record: rec}); err != nil {
 			return err
 		}
-		_, err = w.Write(finishFrame(buf))
+		if _, err = w.Write(finishFrame(buf)); err == nil {
+			f.noteSent(hello.Node, rec.Tid)
+		}
 		return err
 	}
 	heartbeat := func(w io.Writer) error {

@@ -90,6 +90,9 @@ func (n *Node) ReplicationAddr() net.Addr {
 	return n.feedLn.Addr()
 }
 
+// Feed returns the node's replication feed, or nil if it serves none.
+func (n *Node) Feed() *Feed { return n.feed }
+
 // Replica returns the node's replica, or nil if it is not a secondary.
 func (n *Node) Replica() *Replica { return n.replica }
 

@@ -180,3 +180,29 @@ func TestSecondaryAheadStops(t *testing.T) {
 		t.Fatal("the stopped secondary's data file changed")
 	}
 }
+
+func TestPrimaryReportsSecondaryLag(t *testing.T) {
+	primary := startNode(t, nodeConfig("p", t.TempDir(), &node.ReplicationConfig{ReplicateTo: "127.0.0.1:0"}))
+	sec := startNode(t, nodeConfig("s1", t.TempDir(), &node.ReplicationConfig{ReplicateFrom: primary.ReplicationAddr().String()}))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	w, err := client.Dial(ctx, primary.ZEOAddr().String(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	txn := w.Begin(client.TxnMeta{})
+	txn.Store(0, 0, []byte("x"))
+	tid, err := txn.Commit(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the secondary's acknowledgement", func() bool {
+		l, ok := primary.Feed().Lags()["s1"]
+		return ok && l.Acked == tid && l.Transactions == 0
+	})
+	waitFor(t, "the secondary's own lag report", func() bool {
+		l := sec.Replica().Lag()
+		return l.Connected && l.LastApplied == tid && l.Seconds == 0
+	})
+}
