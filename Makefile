@@ -17,7 +17,7 @@ test:
 	$(GO) test -count=1 -timeout 20m ./...
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./storage/
+	$(GO) test -run '^$$' -bench . -benchmem ./storage/ ./wire/... ./node/
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzOpen -fuzztime 60s -fuzzminimizetime 20x ./storage/
