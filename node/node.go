@@ -128,12 +128,16 @@ func (n *Node) Run(ctx context.Context) error {
 	n.log.Info("serving ZEO", "address", n.ln.Addr().String(), "storage", n.cfg.Storage.Path,
 		"name", n.cfg.Storage.Name, "protocol", n.cfg.ZEO.Protocol, "read_only", n.zeo.ReadOnly(),
 		"last_tid", n.store.LastTransaction())
+	// If one service fails, stop the others too.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var wg sync.WaitGroup
 	errs := make([]error, 3)
 	run := func(i int, f func() error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer cancel()
 			errs[i] = f()
 		}()
 	}
@@ -145,6 +149,7 @@ func (n *Node) Run(ctx context.Context) error {
 		run(2, func() error { return n.replica.Run(ctx) })
 	}
 	errs[0] = n.zeo.Serve(ctx, n.ln)
+	cancel()
 	wg.Wait()
 	err := errors.Join(errs...)
 	if cerr := n.store.Close(); err == nil {
