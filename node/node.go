@@ -128,28 +128,31 @@ func (n *Node) Run(ctx context.Context) error {
 	n.log.Info("serving ZEO", "address", n.ln.Addr().String(), "storage", n.cfg.Storage.Path,
 		"name", n.cfg.Storage.Name, "protocol", n.cfg.ZEO.Protocol, "read_only", n.zeo.ReadOnly(),
 		"last_tid", n.store.LastTransaction())
-	// If one service fails, stop the others too.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// The ZEO service stops first, so that replication still sends every
+	// commit it finished; if replication fails, the ZEO service stops too.
+	zeoCtx, stopZEO := context.WithCancel(ctx)
+	defer stopZEO()
+	replCtx, stopRepl := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRepl()
 	var wg sync.WaitGroup
 	errs := make([]error, 3)
 	run := func(i int, f func() error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer cancel()
+			defer stopZEO()
 			errs[i] = f()
 		}()
 	}
 	if n.feed != nil {
 		n.log.Info("serving replication", "address", n.feedLn.Addr().String())
-		run(1, func() error { return n.feed.Serve(ctx, n.feedLn) })
+		run(1, func() error { return n.feed.Serve(replCtx, n.feedLn) })
 	}
 	if n.replica != nil {
-		run(2, func() error { return n.replica.Run(ctx) })
+		run(2, func() error { return n.replica.Run(replCtx) })
 	}
-	errs[0] = n.zeo.Serve(ctx, n.ln)
-	cancel()
+	errs[0] = n.zeo.Serve(zeoCtx, n.ln)
+	stopRepl()
 	wg.Wait()
 	err := errors.Join(errs...)
 	if cerr := n.store.Close(); err == nil {

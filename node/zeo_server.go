@@ -182,9 +182,12 @@ func (z *ZEOService) invalidate(committer *zeoConn, tid storage.Tid, oids []stor
 			z.log.Error("cannot encode invalidations", "tid", tid, "error", err)
 			return
 		}
-		if err := c.out.push(frame); err != nil {
+		switch err := c.out.push(frame); {
+		case errors.Is(err, errQueueFull):
 			c.log.Warn("dropping connection that does not read its invalidations", "error", err)
 			c.nc.Close()
+		case err != nil:
+			// The client is leaving; its connection is being torn down.
 		}
 	}
 }
