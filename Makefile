@@ -1,7 +1,7 @@
 # The two entry points the README names: `make run` and `make test`.
 GO ?= go
 
-.PHONY: build run test bench fuzz
+.PHONY: build run test bench fuzz deps
 
 build:
 	$(GO) build -o bin/zrs ./cmd/zrs
@@ -11,10 +11,15 @@ build:
 run: build
 	./bin/zrs node --data-dir zrs-data
 
-# Every test; CI runs exactly this.
-test:
+# Every test; CI runs exactly this. Installs ZooKeeper and java first when
+# they are missing (integration tests run real servers).
+test: deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+
+# What the tests need besides Go (ZooKeeper, java), installed when missing.
+deps:
+	bash scripts/install-deps.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./storage/ ./wire/... ./node/

@@ -3,6 +3,7 @@ module github.com/zrs-go/zrs
 go 1.26.8
 
 require (
+	github.com/go-zookeeper/zk v1.0.4
 	github.com/hashicorp/go-hclog v1.6.3
 	github.com/hashicorp/hcl/v2 v2.25.0
 	github.com/kisielk/og-rek v1.3.0
