@@ -248,11 +248,11 @@ func (f *Feed) streamGo1(ctx context.Context, nc net.Conn, fr *zeo.FrameReader, 
 	if err != nil {
 		return err
 	}
-	frame, err := zrs.AppendGo1(make([]byte, 4), answer)
+	frame, err := go1Frame(answer)
 	if err != nil {
 		return err
 	}
-	if _, err := nc.Write(finishFrame(frame)); err != nil {
+	if _, err := nc.Write(frame); err != nil {
 		return err
 	}
 	if answer.Kind != zrs.AnswerStream {
@@ -308,12 +308,11 @@ func (f *Feed) streamGo1(ctx context.Context, nc net.Conn, fr *zeo.FrameReader, 
 		return err
 	}
 	heartbeat := func(w io.Writer) error {
-		b, err := zrs.AppendGo1(make([]byte, 4), &zrs.Heartbeat{
-			LastTid: f.cfg.Storage.LastTransaction(), UnixNano: time.Now().UnixNano()})
+		b, err := go1Frame(&zrs.Heartbeat{LastTid: f.cfg.Storage.LastTransaction(), UnixNano: time.Now().UnixNano()})
 		if err != nil {
 			return err
 		}
-		_, err = w.Write(finishFrame(b))
+		_, err = w.Write(b)
 		return err
 	}
 	return f.stream(ctx, nc, hello.LastTid, send, heartbeat, peerDone)
@@ -407,6 +406,15 @@ func (f *Feed) stream(ctx context.Context, nc net.Conn, start storage.Tid,
 			sent = false
 		}
 	}
+}
+
+// go1Frame encodes a zrs-go/1 message as a frame.
+func go1Frame(m zrs.Go1Message) ([]byte, error) {
+	b, err := zrs.AppendGo1(make([]byte, 4, 64), m)
+	if err != nil {
+		return nil, err
+	}
+	return finishFrame(b), nil
 }
 
 // finishFrame fills in the 4-byte length prefix reserved at frame[:4].

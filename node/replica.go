@@ -292,11 +292,11 @@ func (a *applier) runGo1(ctx context.Context, fr *zeo.FrameReader, w *frameWrite
 		}
 		hello.LastHash = zrs.TxnHash(rec)
 	}
-	b, err := zrs.AppendGo1(make([]byte, 4), hello)
+	b, err := go1Frame(hello)
 	if err != nil {
 		return 0, err
 	}
-	if err := w.write(finishFrame(b)); err != nil {
+	if err := w.write(b); err != nil {
 		return 0, err
 	}
 	p, err := fr.ReadFrame()
@@ -328,19 +328,16 @@ func (a *applier) runGo1(ctx context.Context, fr *zeo.FrameReader, w *frameWrite
 	a.noteUpstream(ans.Tid, time.Time{})
 	a.r.setConnected(true)
 	a.progress.start(last, ans.Tid)
-	ack := func(tid storage.Tid) error {
-		b, err := zrs.AppendGo1(make([]byte, 4), &zrs.Ack{Tid: tid})
+	send := func(m zrs.Go1Message) error {
+		b, err := go1Frame(m)
 		if err != nil {
 			return err
 		}
-		return w.write(finishFrame(b))
+		return w.write(b)
 	}
+	ack := func(tid storage.Tid) error { return send(&zrs.Ack{Tid: tid}) }
 	go a.keepAlive(ctx, func() error {
-		b, err := zrs.AppendGo1(make([]byte, 4), &zrs.Heartbeat{LastTid: a.store.LastTransaction(), UnixNano: time.Now().UnixNano()})
-		if err != nil {
-			return err
-		}
-		return w.write(finishFrame(b))
+		return send(&zrs.Heartbeat{LastTid: a.store.LastTransaction(), UnixNano: time.Now().UnixNano()})
 	})
 	for {
 		if err := a.flushIfIdle(ack); err != nil {
