@@ -67,6 +67,9 @@ type Client struct {
 	lastTid   storage.Tid
 	closed    bool
 	txnSeq    int64
+	// txnSlot serializes commits: a ZEO connection carries one
+	// transaction at a time (ZEO's ClientStorage waits likewise).
+	txnSlot chan struct{}
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -98,6 +101,7 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		source:    opts.Source,
 		cache:     newCache(opts.CacheBytes),
 		connected: make(chan struct{}),
+		txnSlot:   make(chan struct{}, 1),
 	}
 	if c.log == nil {
 		c.log = hclog.NewNullLogger()
@@ -418,6 +422,13 @@ func (t *Txn) Commit(ctx context.Context) (storage.Tid, error) {
 	if c.opts.ReadOnly {
 		return 0, ErrReadOnly
 	}
+	// Concurrent commits through one client take turns.
+	select {
+	case c.txnSlot <- struct{}{}:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	defer func() { <-c.txnSlot }()
 	cn, err := c.current(ctx)
 	if err != nil {
 		return 0, err
@@ -435,20 +446,27 @@ func (t *Txn) Commit(ctx context.Context) (storage.Tid, error) {
 	for _, k := range keys {
 		ext.Set(k, t.meta.Extension[k])
 	}
-	if err := cn.send("tpc_begin", id, []byte(t.meta.User), []byte(t.meta.Description), ext, nil, " "); err != nil {
+	// The transaction goes out in one write, ending with the vote.
+	frames := make([][]byte, 0, 1+len(t.stores)+len(t.checks))
+	queue := func(method string, args ...any) error {
+		f, err := cn.asyncFrame(method, args...)
+		frames = append(frames, f)
+		return err
+	}
+	if err := queue("tpc_begin", id, []byte(t.meta.User), []byte(t.meta.Description), ext, nil, " "); err != nil {
 		return 0, err
 	}
 	for _, s := range t.stores {
-		if err := cn.send("storea", s.oid.Bytes(), s.serial.Bytes(), s.data, id); err != nil {
+		if err := queue("storea", s.oid.Bytes(), s.serial.Bytes(), s.data, id); err != nil {
 			return 0, err
 		}
 	}
 	for _, s := range t.checks {
-		if err := cn.send("checkCurrentSerialInTransaction", s.oid.Bytes(), s.serial.Bytes(), id); err != nil {
+		if err := queue("checkCurrentSerialInTransaction", s.oid.Bytes(), s.serial.Bytes(), id); err != nil {
 			return 0, err
 		}
 	}
-	v, err := cn.call(ctx, "vote", id)
+	v, err := cn.callAfter(ctx, frames, "vote", id)
 	if err != nil {
 		_, _ = cn.call(ctx, "tpc_abort", id)
 		return 0, err

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -48,7 +49,9 @@ func dialConn(ctx context.Context, addr string, onNotify func(string, []any)) (*
 	}
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	defer stop()
-	fr := zeo.NewFrameReader(nc, 0)
+	// Buffered, so that a small frame costs one read system call, not
+	// one for its length and another for its payload.
+	fr := zeo.NewFrameReader(bufio.NewReaderSize(nc, 32<<10), 0)
 	announce, err := fr.ReadFrame()
 	if err != nil {
 		nc.Close()
@@ -140,14 +143,12 @@ func (c *conn) close(err error) {
 	}
 }
 
-func (c *conn) write(msg zeo.Message) error {
-	frame, err := c.codec.EncodeFrame(msg)
-	if err != nil {
-		return err
-	}
+// writeFrames writes frames in one system call.
+func (c *conn) writeFrames(frames [][]byte) error {
+	bufs := net.Buffers(frames)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if _, err := c.nc.Write(frame); err != nil {
+	if _, err := bufs.WriteTo(c.nc); err != nil {
 		c.close(err)
 		return fmt.Errorf("%w: %v", ErrDisconnected, err)
 	}
@@ -156,6 +157,12 @@ func (c *conn) write(msg zeo.Message) error {
 
 // call sends a synchronous call and waits for its reply.
 func (c *conn) call(ctx context.Context, method string, args ...any) (any, error) {
+	return c.callAfter(ctx, nil, method, args...)
+}
+
+// callAfter sends the frames before (asynchronous calls, see asyncFrame)
+// and then a synchronous call, all in one write, and waits for the reply.
+func (c *conn) callAfter(ctx context.Context, before [][]byte, method string, args ...any) (any, error) {
 	ch := make(chan callResult, 1)
 	c.mu.Lock()
 	select {
@@ -168,7 +175,14 @@ func (c *conn) call(ctx context.Context, method string, args ...any) (any, error
 	id := c.nextID
 	c.pending[id] = ch
 	c.mu.Unlock()
-	if err := c.write(zeo.Message{MsgID: id, Flag: false, Method: method, Args: zeo.Tuple(args)}); err != nil {
+	frame, err := c.codec.EncodeFrame(zeo.Message{MsgID: id, Flag: false, Method: method, Args: zeo.Tuple(args)})
+	if err == nil {
+		err = c.writeFrames(append(before, frame))
+	}
+	if err != nil {
+		c.mu.Lock()
+		delete(c.pending, id)
+		c.mu.Unlock()
 		return nil, err
 	}
 	select {
@@ -182,9 +196,9 @@ func (c *conn) call(ctx context.Context, method string, args ...any) (any, error
 	}
 }
 
-// send sends an asynchronous call.
-func (c *conn) send(method string, args ...any) error {
-	return c.write(zeo.Message{MsgID: int64(0), Flag: true, Method: method, Args: zeo.Tuple(args)})
+// asyncFrame encodes an asynchronous call for callAfter.
+func (c *conn) asyncFrame(method string, args ...any) ([]byte, error) {
+	return c.codec.EncodeFrame(zeo.Message{MsgID: int64(0), Flag: true, Method: method, Args: zeo.Tuple(args)})
 }
 
 // replyError turns an error reply into a typed error.

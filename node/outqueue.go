@@ -26,19 +26,24 @@ func newOutQueue(limit int) *outQueue {
 	return &outQueue{limit: limit, wake: make(chan struct{}, 1)}
 }
 
-// push queues a frame; it fails when the queue is closed or over its limit.
-func (q *outQueue) push(frame []byte) error {
+// push queues frames, together: the writer sends them in one write. It
+// fails when the queue is closed or over its limit.
+func (q *outQueue) push(frames ...[]byte) error {
+	n := 0
+	for _, f := range frames {
+		n += len(f)
+	}
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
 		return io.ErrClosedPipe
 	}
-	if q.bytes+len(frame) > q.limit && q.bytes > 0 {
+	if q.bytes+n > q.limit && q.bytes > 0 {
 		q.mu.Unlock()
 		return errQueueFull
 	}
-	q.frames = append(q.frames, frame)
-	q.bytes += len(frame)
+	q.frames = append(q.frames, frames...)
+	q.bytes += n
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:

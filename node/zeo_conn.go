@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -32,7 +33,13 @@ type zeoConn struct {
 	nextIter  int64
 }
 
-// protocolError closes the connection: the peer broke the protocol.
+// readBufferSize is the size of a connection's read buffer; larger
+// frames are read straight into their own buffer.
+const readBufferSize = 32 << 10
+
+// protocolError reports a peer that broke the protocol. It closes the
+// connection, except when a synchronous method's arguments have the wrong
+// shape: that becomes a TypeError reply.
 type protocolError struct{ reason string }
 
 func (e *protocolError) Error() string { return e.reason }
@@ -64,7 +71,9 @@ func (c *zeoConn) serve(ctx context.Context) {
 }
 
 func (c *zeoConn) readLoop(ctx context.Context) error {
-	fr := zeo.NewFrameReader(c.nc, 0)
+	// Buffered, so that a small frame costs one read system call, not
+	// one for its length and another for its payload.
+	fr := zeo.NewFrameReader(bufio.NewReaderSize(c.nc, readBufferSize), 0)
 	if err := c.out.push(zeo.EncodeFrame(c.srv.encoding.Announcement())); err != nil {
 		return err
 	}
@@ -135,7 +144,8 @@ type handler func(c *zeoConn, ctx context.Context, msgid any, args []any) (any, 
 type method struct {
 	fn    handler
 	async bool
-	// deferred handlers send their own reply later (vote).
+	// deferred handlers send their own reply when they succeed (vote,
+	// later; tpc_finish, together with a notification).
 	deferred bool
 }
 
@@ -157,7 +167,7 @@ var methods = map[string]method{
 	"restorea":                        {fn: (*zeoConn).restorea, async: true},
 	"undoa":                           {fn: (*zeoConn).undoa, async: true},
 	"vote":                            {fn: (*zeoConn).vote, deferred: true},
-	"tpc_finish":                      {fn: (*zeoConn).tpcFinish},
+	"tpc_finish":                      {fn: (*zeoConn).tpcFinish, deferred: true},
 	"tpc_abort":                       {fn: (*zeoConn).tpcAbort},
 	"history":                         {fn: (*zeoConn).history},
 	"undoLog":                         {fn: (*zeoConn).undoLog},
@@ -194,8 +204,13 @@ func (c *zeoConn) dispatch(ctx context.Context, msg zeo.Message) error {
 	result, err := m.fn(c, ctx, msg.MsgID, args)
 	var pe *protocolError
 	switch {
-	case errors.As(err, &pe):
+	case errors.As(err, &pe) && m.async:
 		return err
+	case errors.As(err, &pe):
+		// Arguments of the wrong shape: like any exception raised by a
+		// synchronous method, ZEO answers with an error reply and keeps
+		// the connection.
+		return c.replyError(msg.MsgID, &typeError{fmt.Sprintf("%s: %s", msg.Method, pe.reason)})
 	case m.async:
 		if err != nil {
 			// ZEO closes a connection whose asynchronous call fails.

@@ -14,6 +14,7 @@ func errorReply(err error) zeo.Tuple {
 		noObj    *storage.NoObjectError
 		conflict *storage.ConflictError
 		valErr   *valueError
+		typeErr  *typeError
 		undoErr  *storage.UndoError
 	)
 	switch {
@@ -42,6 +43,8 @@ func errorReply(err error) zeo.Tuple {
 		return zeo.Tuple{"ZODB.POSException.UndoError", zeo.NewDict("_reason", undoErr.Reason, "_oid", oid)}
 	case errors.As(err, &valErr):
 		return zeo.Tuple{"builtins.ValueError", zeo.Tuple{valErr.msg}}
+	case errors.As(err, &typeErr):
+		return zeo.Tuple{"builtins.TypeError", zeo.Tuple{typeErr.msg}}
 	}
 	return zeo.Tuple{"ZODB.POSException.StorageError", zeo.Tuple{err.Error()}}
 }

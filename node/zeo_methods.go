@@ -15,6 +15,12 @@ type valueError struct{ msg string }
 
 func (e *valueError) Error() string { return e.msg }
 
+// typeError becomes a builtins.TypeError reply: a synchronous call's
+// arguments have the wrong shape.
+type typeError struct{ msg string }
+
+func (e *typeError) Error() string { return e.msg }
+
 func (c *zeoConn) register(_ context.Context, _ any, args []any) (any, error) {
 	if err := argsN("register", args, 2, 2); err != nil {
 		return nil, err

@@ -347,7 +347,7 @@ func (z *ZEOService) runVote(ctx context.Context, meta storage.TxnMeta, ops []tx
 	return stxn, nil, invalidated, undone, nil
 }
 
-func (c *zeoConn) tpcFinish(_ context.Context, _ any, args []any) (any, error) {
+func (c *zeoConn) tpcFinish(_ context.Context, msgid any, args []any) (any, error) {
 	if err := argsN("tpc_finish", args, 1, 1); err != nil {
 		return nil, err
 	}
@@ -368,10 +368,17 @@ func (c *zeoConn) tpcFinish(_ context.Context, _ any, args []any) (any, error) {
 		return nil, err
 	}
 	c.srv.stats.commits.Add(1)
-	if err := c.notify("info", zeo.Tuple{zeo.NewDict("length", int64(c.srv.store.Len()), "size", c.srv.store.Size())}); err != nil {
-		return nil, err
+	// Like ZEO, tell the committer the new size, then reply; both go out
+	// in one write.
+	info, err := c.codec.EncodeFrame(zeo.NewAsync("info", zeo.NewDict("length", int64(c.srv.store.Len()), "size", c.srv.store.Size())))
+	if err != nil {
+		return nil, fmt.Errorf("encode info: %w", err)
 	}
-	return tid.Bytes(), nil
+	reply, err := c.codec.EncodeFrame(zeo.NewReply(msgid, tid.Bytes()))
+	if err != nil {
+		return nil, fmt.Errorf("encode reply: %w", err)
+	}
+	return nil, c.out.push(info, reply)
 }
 
 func (c *zeoConn) tpcAbort(_ context.Context, _ any, args []any) (any, error) {
