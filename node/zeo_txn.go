@@ -239,7 +239,10 @@ func (c *zeoConn) vote(ctx context.Context, msgid any, args []any) (any, error) 
 	ops := t.ops
 	c.mu.Unlock()
 
+	// Serve waits for votes too, so the storage is not closed under one.
+	c.srv.wg.Add(1)
 	go func() {
+		defer c.srv.wg.Done()
 		defer cancel()
 		c.srv.stats.waiting.Add(1)
 		stxn, conflicts, invalidated, undone, err := c.srv.runVote(vctx, t.meta, ops)
