@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -205,4 +206,56 @@ func TestPrimaryReportsSecondaryLag(t *testing.T) {
 		l := sec.Replica().Lag()
 		return l.Connected && l.LastApplied == tid && l.Seconds == 0
 	})
+}
+
+// TestSecondaryDivergedStops: a secondary holding a transaction that its
+// upstream never had, older than the upstream's last, is told it has
+// diverged and stops without touching its data (static mode never
+// rewinds).
+func TestSecondaryDivergedStops(t *testing.T) {
+	commitAt := func(s *storage.FileStorage, tid storage.Tid, data string) {
+		t.Helper()
+		txn, err := s.TpcBegin(context.Background(), storage.TxnMeta{Tid: tid})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := txn.Restore(0, tid, []byte(data), 0); err != nil {
+			t.Fatal(err)
+		}
+		txn.TpcVote()
+		if _, err := txn.TpcFinish(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := storage.TidFromTime(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	primaryDir, secDir := t.TempDir(), t.TempDir()
+	p, err := storage.Open(filepath.Join(primaryDir, "Data.fs"), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	commitAt(p, base+1, "common")
+	commitAt(p, base+3, "primary only")
+	p.Close()
+	s, err := storage.Open(filepath.Join(secDir, "Data.fs"), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	commitAt(s, base+1, "common")
+	commitAt(s, base+2, "secondary only")
+	s.Close()
+	before, _ := os.ReadFile(filepath.Join(secDir, "Data.fs"))
+
+	primary := startNode(t, nodeConfig("p", primaryDir, &node.ReplicationConfig{ReplicateTo: "127.0.0.1:0"}))
+	sec := startNode(t, nodeConfig("s", secDir, &node.ReplicationConfig{ReplicateFrom: primary.ReplicationAddr().String()}))
+	waitFor(t, "the secondary to stop", func() bool { return sec.Replica().Stopped() != nil })
+	err = sec.Replica().Stopped()
+	if !errors.Is(err, node.ErrStopped) || !strings.Contains(err.Error(), "not in upstream") ||
+		!strings.Contains(err.Error(), (base + 1).String()) {
+		t.Fatalf("stop reason %q: want divergence naming the common transaction %s", err, base+1)
+	}
+	sec.stop()
+	after, _ := os.ReadFile(filepath.Join(secDir, "Data.fs"))
+	if string(after) != string(before) {
+		t.Fatal("the diverged secondary's data file changed")
+	}
 }
