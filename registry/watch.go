@@ -108,26 +108,38 @@ func (s *Session) WatchPrimary(ctx context.Context, fn func(PrimaryView)) {
 	})
 }
 
+// awaitConnected blocks until the session is connected and returns the
+// channel that fires at its next status change, or false once ctx ends or
+// the Session closes.
+func (s *Session) awaitConnected(ctx context.Context) (<-chan struct{}, bool) {
+	for {
+		if ctx.Err() != nil || s.isClosing() {
+			return nil, false
+		}
+		st, stCh := s.StatusChan()
+		switch st.State {
+		case StateClosed:
+			return nil, false
+		case StateConnected:
+			return stCh, true
+		}
+		select {
+		case <-stCh:
+		case <-ctx.Done():
+		case <-s.closing:
+		}
+	}
+}
+
 // watchLoop runs step whenever there is a session, again when the channel
 // it returns fires or the status changes, until ctx ends or the Session
 // closes.
 func (s *Session) watchLoop(ctx context.Context, what string, step func() (<-chan zk.Event, error)) {
 	go func() {
 		for {
-			if ctx.Err() != nil || s.isClosing() {
+			stCh, ok := s.awaitConnected(ctx)
+			if !ok {
 				return
-			}
-			st, stCh := s.StatusChan()
-			if st.State == StateClosed {
-				return
-			}
-			if st.State != StateConnected {
-				select {
-				case <-stCh:
-				case <-ctx.Done():
-				case <-s.closing:
-				}
-				continue
 			}
 			ch, err := step()
 			if err != nil {
@@ -230,20 +242,9 @@ func (s *Session) WatchNodes(ctx context.Context, fn func([]NodeRecord)) {
 			fn(list)
 		}
 		for {
-			if ctx.Err() != nil || s.isClosing() {
+			stCh, ok := s.awaitConnected(ctx)
+			if !ok {
 				return
-			}
-			st, stCh := s.StatusChan()
-			if st.State == StateClosed {
-				return
-			}
-			if st.State != StateConnected {
-				select {
-				case <-stCh:
-				case <-ctx.Done():
-				case <-s.closing:
-				}
-				continue
 			}
 			err := s.watchNodesOnce(ctx, stCh, deliver)
 			if err != nil && ctx.Err() == nil && !s.isClosing() {
