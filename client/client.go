@@ -473,20 +473,7 @@ func (t *Txn) Commit(ctx context.Context) (storage.Tid, error) {
 	}
 	if conflicts, _ := zeo.AsSeq(v); len(conflicts) > 0 {
 		_, _ = cn.call(ctx, "tpc_abort", id)
-		ce := &storage.ConflictError{}
-		if d, ok := conflicts[0].(*zeo.Dict); ok {
-			if o, ok := d.Get("oid"); ok {
-				if b, ok := o.([]byte); ok && len(b) == 8 {
-					ce.Oid = storage.Oid(be64(b))
-				}
-			}
-			if s, ok := d.Get("serials"); ok {
-				if pair, ok := zeo.AsSeq(s); ok && len(pair) == 2 {
-					ce.Committed, ce.Given = tidValue(pair[0]), tidValue(pair[1])
-				}
-			}
-		}
-		return 0, ce
+		return 0, conflictError(conflicts[0], false)
 	}
 	v, err = cn.call(ctx, "tpc_finish", id)
 	if err != nil {

@@ -220,20 +220,7 @@ func replyError(args any) error {
 	case "ZODB.POSException.ReadOnlyError":
 		return ErrReadOnly
 	case "ZODB.POSException.ConflictError", "ZODB.POSException.ReadConflictError":
-		ce := &storage.ConflictError{Read: class == "ZODB.POSException.ReadConflictError"}
-		if d, ok := detail.(*zeo.Dict); ok {
-			if v, ok := d.Get("oid"); ok {
-				if b, ok := v.([]byte); ok && len(b) == 8 {
-					ce.Oid = storage.Oid(be64(b))
-				}
-			}
-			if v, ok := d.Get("serials"); ok {
-				if s, ok := zeo.AsSeq(v); ok && len(s) == 2 {
-					ce.Committed, ce.Given = tidValue(s[0]), tidValue(s[1])
-				}
-			}
-		}
-		return ce
+		return conflictError(detail, class == "ZODB.POSException.ReadConflictError")
 	case "ZODB.POSException.StorageTransactionError":
 		return fmt.Errorf("%w: %v", storage.ErrWrongTransaction, detail)
 	}
@@ -254,4 +241,25 @@ func tidValue(v any) storage.Tid {
 		return storage.Tid(be64(b))
 	}
 	return 0
+}
+
+// conflictError reads a conflict dict ({oid, serials: (committed, read)}),
+// as error replies and vote answers carry it.
+func conflictError(v any, read bool) *storage.ConflictError {
+	ce := &storage.ConflictError{Read: read}
+	d, ok := v.(*zeo.Dict)
+	if !ok {
+		return ce
+	}
+	if o, ok := d.Get("oid"); ok {
+		if b, ok := o.([]byte); ok && len(b) == 8 {
+			ce.Oid = storage.Oid(be64(b))
+		}
+	}
+	if s, ok := d.Get("serials"); ok {
+		if pair, ok := zeo.AsSeq(s); ok && len(pair) == 2 {
+			ce.Committed, ce.Given = tidValue(pair[0]), tidValue(pair[1])
+		}
+	}
+	return ce
 }
