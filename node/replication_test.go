@@ -250,7 +250,7 @@ func TestSecondaryDivergedStops(t *testing.T) {
 	waitFor(t, "the secondary to stop", func() bool { return sec.Replica().Stopped() != nil })
 	err = sec.Replica().Stopped()
 	if !errors.Is(err, node.ErrStopped) || !strings.Contains(err.Error(), "not in upstream") ||
-		!strings.Contains(err.Error(), (base + 1).String()) {
+		!strings.Contains(err.Error(), (base+1).String()) {
 		t.Fatalf("stop reason %q: want divergence naming the common transaction %s", err, base+1)
 	}
 	sec.stop()
