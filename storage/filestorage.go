@@ -476,6 +476,10 @@ func (s *FileStorage) Close() error {
 	s.finishing.Wait()
 	var err error
 	if !s.readOnly && s.failed.Load() == nil {
+		// Transactions finished with TpcFinishQueued and not yet flushed.
+		err = s.Flush()
+	}
+	if err == nil && !s.readOnly && s.failed.Load() == nil {
 		s.mu.RLock()
 		err = writeIndexFile(s.path+".index", s.idx, s.pos)
 		s.mu.RUnlock()
