@@ -149,36 +149,69 @@ type method struct {
 	deferred bool
 }
 
-var methods = map[string]method{
-	"register":                        {fn: (*zeoConn).register},
-	"lastTransaction":                 {fn: (*zeoConn).lastTransaction},
-	"getInvalidations":                {fn: (*zeoConn).getInvalidations},
-	"get_info":                        {fn: (*zeoConn).getInfo},
-	"set_client_label":                {fn: (*zeoConn).setClientLabel, async: true},
-	"ping":                            {fn: (*zeoConn).ping},
-	"loadBefore":                      {fn: (*zeoConn).loadBefore},
-	"loadSerial":                      {fn: (*zeoConn).loadSerial},
-	"getTid":                          {fn: (*zeoConn).getTid},
-	"new_oids":                        {fn: (*zeoConn).newOids},
-	"tpc_begin":                       {fn: (*zeoConn).tpcBegin, async: true},
-	"storea":                          {fn: (*zeoConn).storea, async: true},
-	"checkCurrentSerialInTransaction": {fn: (*zeoConn).checkCurrentSerial, async: true},
-	"deleteObject":                    {fn: (*zeoConn).deleteObject, async: true},
-	"restorea":                        {fn: (*zeoConn).restorea, async: true},
-	"undoa":                           {fn: (*zeoConn).undoa, async: true},
-	"vote":                            {fn: (*zeoConn).vote, deferred: true},
-	"tpc_finish":                      {fn: (*zeoConn).tpcFinish, deferred: true},
-	"tpc_abort":                       {fn: (*zeoConn).tpcAbort},
-	"history":                         {fn: (*zeoConn).history},
-	"undoLog":                         {fn: (*zeoConn).undoLog},
-	"undoInfo":                        {fn: (*zeoConn).undoInfo},
-	"record_iternext":                 {fn: (*zeoConn).recordIternext},
-	"iterator_start":                  {fn: (*zeoConn).iteratorStart},
-	"iterator_next":                   {fn: (*zeoConn).iteratorNext},
-	"iterator_record_start":           {fn: (*zeoConn).iteratorRecordStart},
-	"iterator_record_next":            {fn: (*zeoConn).iteratorRecordNext},
-	"iterator_gc":                     {fn: (*zeoConn).iteratorGC, async: true},
-	"server_status":                   {fn: (*zeoConn).serverStatus},
+// methodNamed returns the server method a client calls by name.
+func methodNamed(name string) (method, bool) {
+	switch name {
+	case "register":
+		return method{fn: (*zeoConn).register}, true
+	case "lastTransaction":
+		return method{fn: (*zeoConn).lastTransaction}, true
+	case "getInvalidations":
+		return method{fn: (*zeoConn).getInvalidations}, true
+	case "get_info":
+		return method{fn: (*zeoConn).getInfo}, true
+	case "set_client_label":
+		return method{fn: (*zeoConn).setClientLabel, async: true}, true
+	case "ping":
+		return method{fn: (*zeoConn).ping}, true
+	case "loadBefore":
+		return method{fn: (*zeoConn).loadBefore}, true
+	case "loadSerial":
+		return method{fn: (*zeoConn).loadSerial}, true
+	case "getTid":
+		return method{fn: (*zeoConn).getTid}, true
+	case "new_oids":
+		return method{fn: (*zeoConn).newOids}, true
+	case "tpc_begin":
+		return method{fn: (*zeoConn).tpcBegin, async: true}, true
+	case "storea":
+		return method{fn: (*zeoConn).storea, async: true}, true
+	case "checkCurrentSerialInTransaction":
+		return method{fn: (*zeoConn).checkCurrentSerial, async: true}, true
+	case "deleteObject":
+		return method{fn: (*zeoConn).deleteObject, async: true}, true
+	case "restorea":
+		return method{fn: (*zeoConn).restorea, async: true}, true
+	case "undoa":
+		return method{fn: (*zeoConn).undoa, async: true}, true
+	case "vote":
+		return method{fn: (*zeoConn).vote, deferred: true}, true
+	case "tpc_finish":
+		return method{fn: (*zeoConn).tpcFinish, deferred: true}, true
+	case "tpc_abort":
+		return method{fn: (*zeoConn).tpcAbort}, true
+	case "history":
+		return method{fn: (*zeoConn).history}, true
+	case "undoLog":
+		return method{fn: (*zeoConn).undoLog}, true
+	case "undoInfo":
+		return method{fn: (*zeoConn).undoInfo}, true
+	case "record_iternext":
+		return method{fn: (*zeoConn).recordIternext}, true
+	case "iterator_start":
+		return method{fn: (*zeoConn).iteratorStart}, true
+	case "iterator_next":
+		return method{fn: (*zeoConn).iteratorNext}, true
+	case "iterator_record_start":
+		return method{fn: (*zeoConn).iteratorRecordStart}, true
+	case "iterator_record_next":
+		return method{fn: (*zeoConn).iteratorRecordNext}, true
+	case "iterator_gc":
+		return method{fn: (*zeoConn).iteratorGC, async: true}, true
+	case "server_status":
+		return method{fn: (*zeoConn).serverStatus}, true
+	}
+	return method{}, false
 }
 
 func (c *zeoConn) dispatch(ctx context.Context, msg zeo.Message) error {
@@ -186,7 +219,7 @@ func (c *zeoConn) dispatch(ctx context.Context, msg zeo.Message) error {
 		// The client's heartbeat, (-1, 0, ".reply", None): ignore it.
 		return nil
 	}
-	m, ok := methods[msg.Method]
+	m, ok := methodNamed(msg.Method)
 	if !ok {
 		return protoErrorf("unknown method %q", msg.Method)
 	}
