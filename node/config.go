@@ -45,8 +45,17 @@ type ZEOConfig struct {
 	Listen   string `hcl:"listen"`
 	ReadOnly bool   `hcl:"read_only,optional"`
 	// Protocol is "pickle" (Z5, what stock clients speak) or "msgpack" (M5).
-	Protocol string    `hcl:"protocol,optional"`
-	DefRange hcl.Range `hcl:",def_range"`
+	Protocol string `hcl:"protocol,optional"`
+	// TransactionTimeout bounds how long a client may hold the commit
+	// lock after voting, e.g. "30s"; empty means no limit (ZEO's default).
+	TransactionTimeout string    `hcl:"transaction_timeout,optional"`
+	DefRange           hcl.Range `hcl:",def_range"`
+}
+
+// TxnTimeout returns the parsed transaction timeout, 0 for none.
+func (z *ZEOConfig) TxnTimeout() time.Duration {
+	d, _ := time.ParseDuration(z.TransactionTimeout)
+	return d
 }
 
 // LogConfig configures logging.
@@ -177,6 +186,11 @@ func (c *Config) Validate() hcl.Diagnostics {
 		}
 		if p := c.ZEO.Protocol; p != ProtocolPickle && p != ProtocolMsgpack {
 			bad("zeo", c.ZEO.DefRange, "protocol", "%q is not %q or %q", p, ProtocolPickle, ProtocolMsgpack)
+		}
+		if tt := c.ZEO.TransactionTimeout; tt != "" {
+			if d, err := time.ParseDuration(tt); err != nil || d <= 0 {
+				bad("zeo", c.ZEO.DefRange, "transaction_timeout", "%q is not a positive duration such as \"30s\"", tt)
+			}
 		}
 	}
 	switch c.Log.Level {

@@ -27,6 +27,7 @@ func TestConfigDiagnosticsNameFileAndLine(t *testing.T) {
 		{"bad protocol", "storage { path = \"x\" }\nzeo {\n  listen = \"127.0.0.1:1\"\n  protocol = \"json\"\n}\n", "node.hcl:4,"},
 		{"bad listen", "storage { path = \"x\" }\nzeo {\n  listen = \"nonsense\"\n}\n", "node.hcl:3,"},
 		{"missing zeo", "storage { path = \"x\" }\n", "Missing zeo block"},
+		{"bad transaction timeout", "storage { path = \"x\" }\nzeo {\n  listen = \":1\"\n  transaction_timeout = \"-5s\"\n}\n", "node.hcl:4,"},
 		{"bad level", "storage { path = \"x\" }\nzeo { listen = \":1\" }\nlog { level = \"loud\" }\n", "node.hcl:3,"},
 		{"syntax", "storage { path = }\n", "node.hcl:1,"},
 		{"unknown attribute", "storage { path = \"x\" }\nzeo { listen = \":1\" }\nbogus = 1\n", "node.hcl:3,"},

@@ -50,6 +50,8 @@ func New(cfg *Config, log hclog.Logger) (*Node, error) {
 		Protocol: cfg.ZEO.Protocol,
 		ReadOnly: cfg.ZEO.ReadOnly || secondary,
 		Logger:   log.Named("zeo"),
+
+		TransactionTimeout: cfg.ZEO.TxnTimeout(),
 	})
 	if err != nil {
 		store.Close()

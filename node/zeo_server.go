@@ -28,6 +28,11 @@ type ZEOServiceConfig struct {
 	Logger   hclog.Logger
 	// MaxQueuedBytes bounds the frames waiting for one slow client.
 	MaxQueuedBytes int
+	// TransactionTimeout, if positive, bounds how long a client may hold
+	// the commit lock between a successful vote and tpc_finish or
+	// tpc_abort; past it the connection is closed and the transaction
+	// aborted (ZEO's transaction-timeout). Zero means no limit, as in ZEO.
+	TransactionTimeout time.Duration
 }
 
 // ZEOService serves one FileStorage to ZEO 5 clients.
@@ -38,6 +43,7 @@ type ZEOService struct {
 	encoding zeo.Encoding
 	readOnly atomic.Bool
 	maxQueue int
+	txnLimit time.Duration
 	started  time.Time
 	stats    serviceStats
 
@@ -66,6 +72,7 @@ func NewZEOService(cfg ZEOServiceConfig) (*ZEOService, error) {
 		store:    cfg.Storage,
 		name:     cfg.Name,
 		maxQueue: cfg.MaxQueuedBytes,
+		txnLimit: cfg.TransactionTimeout,
 		started:  time.Now(),
 		conns:    make(map[*zeoConn]struct{}),
 		lastTid:  cfg.Storage.LastTransaction(),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/zrs-go/zrs/storage"
 	"github.com/zrs-go/zrs/wire/zeo"
@@ -25,6 +26,9 @@ type zeoTxn struct {
 	cancel context.CancelFunc
 	// stxn is the storage transaction after a successful vote.
 	stxn *storage.Txn
+	// timeout closes the connection if the client holds the commit lock
+	// too long after voting.
+	timeout *time.Timer
 	// invalidated are the oids other clients must drop: every object
 	// the transaction wrote, new ones included, as ZEO reports them.
 	invalidated []storage.Oid
@@ -267,6 +271,13 @@ func (c *zeoConn) vote(ctx context.Context, msgid any, args []any) (any, error) 
 			_ = c.reply(msgid, conflicts)
 		default:
 			t.stxn, t.invalidated = stxn, invalidated
+			if limit := c.srv.txnLimit; limit > 0 {
+				t.timeout = time.AfterFunc(limit, func() {
+					c.log.Warn("closing connection: transaction holds the commit lock too long after its vote",
+						"tid", stxn.Tid(), "limit", limit)
+					c.nc.Close()
+				})
+			}
 			// Like ZEO, the vote answer lists the objects an undo changed.
 			list := zeo.List{}
 			for _, oid := range undone {
@@ -421,6 +432,9 @@ func (c *zeoConn) abortLocked() {
 func (c *zeoConn) clearTxn() {
 	if c.txn != nil {
 		c.srv.stats.activeTxns.Add(-1)
+		if c.txn.timeout != nil {
+			c.txn.timeout.Stop()
+		}
 	}
 	c.txn = nil
 }
