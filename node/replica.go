@@ -325,7 +325,7 @@ func (a *applier) runGo1(ctx context.Context, fr *zeo.FrameReader, w *frameWrite
 		return 0, fmt.Errorf("%w: upstream %s refused: %s", ErrStopped, a.upstream, ans.Reason)
 	}
 	a.r.log.Info("replicating", "upstream", a.upstream, "start", last, "upstream_last", ans.Tid)
-	a.noteUpstream(ans.Tid, time.Time{})
+	a.noteUpstream(ans.Tid)
 	a.r.setConnected(true)
 	a.progress.start(last, ans.Tid)
 	send := func(m zrs.Go1Message) error {
@@ -353,12 +353,12 @@ func (a *applier) runGo1(ctx context.Context, fr *zeo.FrameReader, w *frameWrite
 		}
 		switch m := msg.(type) {
 		case *zrs.Txn:
-			a.noteUpstream(m.Record.Tid, time.Time{})
+			a.noteUpstream(m.Record.Tid)
 			if err := a.apply(ctx, m.Record); err != nil {
 				return a.applied, a.finish(err)
 			}
 		case *zrs.Heartbeat:
-			a.noteUpstream(m.LastTid, time.Unix(0, m.UnixNano))
+			a.noteUpstream(m.LastTid)
 		default:
 			return a.applied, a.finish(fmt.Errorf("unexpected %s from upstream", msg.Go1Type()))
 		}
@@ -405,7 +405,7 @@ func (a *applier) finish(err error) error {
 }
 
 // noteUpstream records the newest tid the upstream has reported.
-func (a *applier) noteUpstream(tid storage.Tid, _ time.Time) {
+func (a *applier) noteUpstream(tid storage.Tid) {
 	a.r.mu.Lock()
 	defer a.r.mu.Unlock()
 	if tid > a.r.lag.UpstreamLast {
