@@ -327,15 +327,22 @@ func (f *Feed) answer(h *zrs.Hello) (*zrs.Answer, error) {
 		return &zrs.Answer{Kind: zrs.AnswerRefused, Epoch: epoch,
 			Reason: fmt.Sprintf("secondary has seen epoch %d, newer than this node's %d", h.Epoch, epoch)}, nil
 	}
+	stream := func() (*zrs.Answer, error) {
+		behind, err := store.CountAfter(h.LastTid)
+		if err != nil {
+			return nil, err
+		}
+		return &zrs.Answer{Kind: zrs.AnswerStream, Epoch: epoch, Tid: last, Behind: uint64(behind)}, nil
+	}
 	if h.LastTid == 0 {
-		return &zrs.Answer{Kind: zrs.AnswerStream, Epoch: epoch, Tid: last}, nil
+		return stream()
 	}
 	if h.LastTid > last {
 		return &zrs.Answer{Kind: zrs.AnswerAhead, Epoch: epoch, Tid: last}, nil
 	}
 	rec, err := store.TxnAt(h.LastTid)
 	if err == nil && zrs.TxnHash(rec) == h.LastHash {
-		return &zrs.Answer{Kind: zrs.AnswerStream, Epoch: epoch, Tid: last}, nil
+		return stream()
 	}
 	if err != nil && !errors.Is(err, storage.ErrNoTransaction) {
 		return nil, err

@@ -72,6 +72,10 @@ type Lag struct {
 	UpstreamLast storage.Tid
 	// Seconds is how much older LastApplied is than UpstreamLast.
 	Seconds float64
+	// Transactions is how many transactions the upstream had, when it
+	// last said, that this node has not applied yet; -1 when the
+	// upstream does not say (a zc.zrs primary).
+	Transactions int
 }
 
 // Replica keeps a storage a read-only copy of an upstream's: it applies
@@ -219,7 +223,7 @@ func (r *Replica) session(ctx context.Context, addr string) (int, error) {
 	br := bufio.NewReaderSize(nc, 1<<20)
 	fr := zeo.NewFrameReader(br, zrs.MaxFrameSize)
 	w := &frameWriter{nc: nc}
-	a := &applier{r: r, store: r.cfg.Storage, br: br, upstream: addr, lastTid: r.cfg.Storage.LastTransaction()}
+	a := &applier{r: r, store: r.cfg.Storage, br: br, upstream: addr, lastTid: r.cfg.Storage.LastTransaction(), behind: -1}
 	if r.cfg.Protocol == ReplicationZRS20 {
 		return a.runZRS20(ctx, fr, w)
 	}
@@ -247,6 +251,9 @@ type applier struct {
 	br       *bufio.Reader
 	upstream string
 	lastTid  storage.Tid // the last transaction applied, flushed or not
+	// behind is the upstream's backlog for this node at the handshake,
+	// less what was applied since; -1 when unknown.
+	behind int
 	applied  int
 	// queued counts transactions finished but not yet flushed.
 	queued   int
@@ -259,6 +266,9 @@ func (a *applier) runZRS20(ctx context.Context, fr *zeo.FrameReader, w *frameWri
 		return 0, err
 	}
 	a.r.log.Info("replicating from zc.zrs primary", "upstream", a.upstream, "start", last)
+	a.r.mu.Lock()
+	a.r.lag.Transactions = -1 // zc.zrs does not say how far behind we are
+	a.r.mu.Unlock()
 	a.r.setConnected(true)
 	go a.keepAlive(ctx, func() error { return w.write(zrs.KeepAliveFrame()) })
 	rcv := zrs.NewReceiver(last, zrs.ReceiverOptions{})
@@ -324,7 +334,11 @@ func (a *applier) runGo1(ctx context.Context, fr *zeo.FrameReader, w *frameWrite
 	default:
 		return 0, fmt.Errorf("%w: upstream %s refused: %s", ErrStopped, a.upstream, ans.Reason)
 	}
-	a.r.log.Info("replicating", "upstream", a.upstream, "start", last, "upstream_last", ans.Tid)
+	a.r.log.Info("replicating", "upstream", a.upstream, "start", last, "upstream_last", ans.Tid, "behind", ans.Behind)
+	a.behind = int(ans.Behind)
+	a.r.mu.Lock()
+	a.r.lag.Transactions = a.behind
+	a.r.mu.Unlock()
 	a.noteUpstream(ans.Tid)
 	a.r.setConnected(true)
 	a.progress.start(last, ans.Tid)
@@ -382,6 +396,7 @@ func (a *applier) flushIfIdle(ack func(storage.Tid) error) error {
 	a.r.mu.Lock()
 	a.r.lag.LastApplied = last
 	a.r.lag.Seconds = max(0, a.r.lag.UpstreamLast.Seconds()-last.Seconds())
+	a.r.lag.Transactions = a.behind
 	a.r.mu.Unlock()
 	a.progress.report(a.r.log, last, a.r.cfg.OnProgress)
 	if ack != nil {
@@ -438,6 +453,9 @@ func (a *applier) apply(ctx context.Context, rec *storage.TxnRecord) error {
 		return fmt.Errorf("apply transaction %s: %w", rec.Tid, err)
 	}
 	a.lastTid = rec.Tid
+	if a.behind > 0 {
+		a.behind--
+	}
 	a.applied++
 	a.queued++
 	a.progress.add(rec)

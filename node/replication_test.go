@@ -204,7 +204,7 @@ func TestPrimaryReportsSecondaryLag(t *testing.T) {
 	})
 	waitFor(t, "the secondary's own lag report", func() bool {
 		l := sec.Replica().Lag()
-		return l.Connected && l.LastApplied == tid && l.Seconds == 0
+		return l.Connected && l.LastApplied == tid && l.Seconds == 0 && l.Transactions == 0
 	})
 }
 

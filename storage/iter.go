@@ -293,3 +293,29 @@ func (s *FileStorage) TidBefore(tid Tid) (Tid, error) {
 	}
 	return h.Tid, nil
 }
+
+// CountAfter returns how many committed transactions (obsolete undone
+// ones aside) have a tid greater than tid. It reads only headers.
+func (s *FileStorage) CountAfter(tid Tid) (int, error) {
+	from := tid + 1
+	if tid == ^Tid(0) {
+		return 0, nil
+	}
+	pos, err := s.seekTid(from)
+	if err != nil {
+		return 0, err
+	}
+	end := s.Size()
+	n := 0
+	for pos < end {
+		h, err := s.readTxnHeader(pos)
+		if err != nil {
+			return n, err
+		}
+		if h.Status != StatusUndone {
+			n++
+		}
+		pos += int64(h.Len) + trailerSize
+	}
+	return n, nil
+}

@@ -97,3 +97,27 @@ func TestUndoRefusesLaterChanges(t *testing.T) {
 		t.Fatalf("undo with a bad id: %v", err)
 	}
 }
+
+func TestCountAfter(t *testing.T) {
+	s, err := Open(fxCopy(t, "basic.fs", t.TempDir(), "basic.fs"), Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var meta struct {
+		Transactions []struct {
+			Tid string `json:"tid"`
+		} `json:"transactions"`
+	}
+	fxLoadJSON(t, "basic.json", &meta)
+	n := len(meta.Transactions)
+	for i, txn := range meta.Transactions {
+		got, err := s.CountAfter(fxTid(t, txn.Tid))
+		if err != nil || got != n-1-i {
+			t.Fatalf("CountAfter(%s) = %d, %v; want %d", txn.Tid, got, err, n-1-i)
+		}
+	}
+	if got, _ := s.CountAfter(0); got != n {
+		t.Fatalf("CountAfter(0) = %d, want %d", got, n)
+	}
+}

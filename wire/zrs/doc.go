@@ -55,6 +55,7 @@
 //	                 | epoch u64 | last tid u64 | TxnHash of the last transaction [32] (zero if none)
 //	Answer     0x02  kind u8 (1 stream, 2 ahead, 3 diverged, 4 refused) | epoch u64
 //	                 | tid u64 (stream, ahead: upstream's last tid; diverged: last common tid; refused: 0)
+//	                 | behind u64 (stream: transactions the secondary lacks; otherwise 0)
 //	                 | reason_len u16 | reason (UTF-8, refused only, non-empty)
 //	Txn        0x03  tid u64 | status u8 (' ' or 'p') | user_len u32 | user | desc_len u32 | description
 //	                 | ext_len u32 | extension (the stored pickle) | nrecords u32

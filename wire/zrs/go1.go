@@ -60,7 +60,7 @@ func (t Go1Type) String() string {
 // Fixed sizes of zrs-go/1 messages and fields.
 const (
 	helloFixed     = 1 + 1 + len(ProtocolGo1) + 2 + 8 + 8 + HashSize // without the name
-	answerFixed    = 1 + 1 + 8 + 8 + 2                               // without the reason
+	answerFixed    = 1 + 1 + 8 + 8 + 8 + 2                           // without the reason
 	heartbeatSize  = 1 + 8 + 8
 	ackSize        = 1 + 8
 	txnFixed       = 1 + 8 + 1 + 4 + 4 + 4 + 4 + crcSize // without strings and records
@@ -136,6 +136,10 @@ type Answer struct {
 	Epoch uint64
 	// Tid depends on Kind, see AnswerKind.
 	Tid storage.Tid
+	// Behind is, for AnswerStream, how many transactions the upstream has
+	// after the secondary's last one: what the stream will send before it
+	// is live. It is 0 for the other kinds.
+	Behind uint64
 	// Reason explains AnswerRefused (UTF-8, at most 65535 bytes); it is
 	// empty for the other kinds.
 	Reason string
@@ -222,8 +226,12 @@ func AppendGo1(dst []byte, m Go1Message) ([]byte, error) {
 			return dst, fmt.Errorf("zrs: Answer refused with tid %s: %w", m.Tid, ErrUnsupported)
 		}
 		dst = append(dst, byte(TypeAnswer), byte(m.Kind))
+		if m.Kind != AnswerStream && m.Behind != 0 {
+			return dst, fmt.Errorf("zrs: Answer %s with a backlog: %w", m.Kind, ErrUnsupported)
+		}
 		dst = binary.BigEndian.AppendUint64(dst, m.Epoch)
 		dst = binary.BigEndian.AppendUint64(dst, uint64(m.Tid))
+		dst = binary.BigEndian.AppendUint64(dst, m.Behind)
 		dst = binary.BigEndian.AppendUint16(dst, uint16(len(m.Reason)))
 		return append(dst, m.Reason...), nil
 	case *Txn:
@@ -454,6 +462,7 @@ func (r *reader) answer() *Answer {
 	}
 	a.Epoch = r.u64("epoch")
 	a.Tid = storage.Tid(r.u64("tid"))
+	a.Behind = r.u64("behind")
 	reason := r.take("reason", int(r.u16("reason length")))
 	if r.err != nil {
 		return nil
@@ -463,6 +472,9 @@ func (r *reader) answer() *Answer {
 	}
 	if a.Kind == AnswerRefused && a.Tid != 0 {
 		r.fail("tid", fmt.Errorf("refusal with tid %s: %w", a.Tid, ErrMalformed))
+	}
+	if a.Kind != AnswerStream && a.Behind != 0 {
+		r.fail("behind", fmt.Errorf("%s answer with a backlog of %d: %w", a.Kind, a.Behind, ErrMalformed))
 	}
 	a.Reason = string(reason)
 	return a
