@@ -253,8 +253,8 @@ type applier struct {
 	lastTid  storage.Tid // the last transaction applied, flushed or not
 	// behind is the upstream's backlog for this node at the handshake,
 	// less what was applied since; -1 when unknown.
-	behind int
-	applied  int
+	behind  int
+	applied int
 	// queued counts transactions finished but not yet flushed.
 	queued   int
 	progress progress
