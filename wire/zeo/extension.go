@@ -25,7 +25,7 @@ func EncodeExtension(ext any) ([]byte, error) {
 	case Dict:
 		d = &v
 	default:
-		return nil, fmt.Errorf("zeo: transaction extension is a %s, not a dict: %w", typeName(ext), ErrUnsupportedValue)
+		return nil, fmt.Errorf("zeo: transaction extension is a %s, not a dict: %w", TypeName(ext), ErrUnsupportedValue)
 	}
 	if d.Len() == 0 {
 		return nil, nil
@@ -52,7 +52,7 @@ func DecodeExtension(p []byte) (*Dict, error) {
 	}
 	d, ok := v.(*Dict)
 	if !ok {
-		return nil, fmt.Errorf("zeo: transaction extension is a %s, not a dict: %w", typeName(v), ErrMalformed)
+		return nil, fmt.Errorf("zeo: transaction extension is a %s, not a dict: %w", TypeName(v), ErrMalformed)
 	}
 	return d, nil
 }

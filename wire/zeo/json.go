@@ -59,7 +59,7 @@ func appendJSON(b []byte, v any, depth int) ([]byte, error) {
 			default:
 				if _, ok := toInt64(k); !ok {
 					if _, ok := bigInt(k); !ok {
-						return b, fmt.Errorf("zeo: json: dict key of type %s: %w", typeName(k), ErrUnsupportedValue)
+						return b, fmt.Errorf("zeo: json: dict key of type %s: %w", TypeName(k), ErrUnsupportedValue)
 					}
 				}
 				b = appendJSONString(b, Repr(k))
@@ -77,7 +77,7 @@ func appendJSON(b []byte, v any, depth int) ([]byte, error) {
 	if n, ok := bigInt(v); ok {
 		return n.Append(b, 10), nil
 	}
-	return b, fmt.Errorf("zeo: json: %s: %w", typeName(v), ErrUnsupportedValue)
+	return b, fmt.Errorf("zeo: json: %s: %w", TypeName(v), ErrUnsupportedValue)
 }
 
 func appendJSONArray(b []byte, a []any, depth int) ([]byte, error) {

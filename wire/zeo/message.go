@@ -105,7 +105,7 @@ func messageFromValue(v any) (Message, error) {
 	}
 	method, ok := t[2].(string)
 	if !ok {
-		return Message{}, fmt.Errorf("method name is a %s, not a str: %w", typeName(t[2]), ErrMalformed)
+		return Message{}, fmt.Errorf("method name is a %s, not a str: %w", TypeName(t[2]), ErrMalformed)
 	}
 	return Message{MsgID: t[0], Flag: t[1], Method: method, Args: t[3]}, nil
 }
@@ -117,5 +117,5 @@ func describe(v any) string {
 	case List:
 		return fmt.Sprintf("list of length %d", len(v))
 	}
-	return typeName(v)
+	return TypeName(v)
 }

@@ -251,7 +251,7 @@ func (u *unpacker) value(depth int) (any, error) {
 			switch k.(type) {
 			case string, []byte:
 			default:
-				return nil, fmt.Errorf("map key of type %s (only str and bytes are allowed): %w", typeName(k), ErrMalformed)
+				return nil, fmt.Errorf("map key of type %s (only str and bytes are allowed): %w", TypeName(k), ErrMalformed)
 			}
 			v, err := u.value(depth + 1)
 			if err != nil {

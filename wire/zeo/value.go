@@ -426,7 +426,7 @@ func appendKeyID(b []byte, k any, depth int, nan *bool) ([]byte, error) {
 		}
 		return b, nil
 	case List, *Dict, Dict:
-		return b, fmt.Errorf("unhashable dict key of type %s: %w", typeName(k), ErrMalformed)
+		return b, fmt.Errorf("unhashable dict key of type %s: %w", TypeName(k), ErrMalformed)
 	}
 	if n, ok := toInt64(k); ok {
 		return append(strconv.AppendInt(append(b, 'i'), n, 10), ';'), nil
@@ -448,8 +448,8 @@ func appendFloatKeyID(b []byte, f float64) []byte {
 	return append(n.Append(append(b, 'i'), 10), ';')
 }
 
-// typeName names the Python type of a value-model value, for messages.
-func typeName(v any) string {
+// TypeName names the Python type of a value-model value, for messages.
+func TypeName(v any) string {
 	switch v.(type) {
 	case nil:
 		return "NoneType"

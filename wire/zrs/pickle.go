@@ -869,30 +869,12 @@ func normalizeValue(v any) any {
 // typeName names the Python type of a decoded value for messages.
 func typeName(v any) string {
 	switch v.(type) {
-	case nil:
-		return "NoneType"
-	case bool:
-		return "bool"
-	case int64, *big.Int:
-		return "int"
-	case float64:
-		return "float"
-	case string:
-		return "str"
 	case legacyStr:
 		return "str (Python 2)"
-	case []byte:
-		return "bytes"
-	case zeo.Tuple:
-		return "tuple"
-	case zeo.List:
-		return "list"
-	case *zeo.Dict:
-		return "dict"
 	case pyGlobal:
 		return "global"
 	}
-	return fmt.Sprintf("Go %T", v)
+	return zeo.TypeName(v)
 }
 
 // isKnownOpcode reports opcodes of pickle protocols 0-5 that the decoder
