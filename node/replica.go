@@ -29,6 +29,12 @@ const (
 // upstream); it resumes when given a new upstream.
 var ErrStopped = errors.New("replication stopped")
 
+// errRewound ends a session whose upstream found this node ahead or
+// diverged once the node has rewound: the upstream closes the connection
+// after such an answer, so the replica reconnects at once and handshakes
+// again from its new last transaction.
+var errRewound = errors.New("rewound to the upstream's history; reconnecting")
+
 // ReplicaConfig configures a Replica.
 type ReplicaConfig struct {
 	Storage *storage.FileStorage
@@ -50,6 +56,16 @@ type ReplicaConfig struct {
 	// OnProgress, if set, is called about once a second while the
 	// replica applies transactions (for a terminal progress line).
 	OnProgress func(Progress)
+	// Rewind lets the replica drop its own transactions that the upstream
+	// does not have (Answer ahead or diverged), saving them to a side file
+	// (storage.FileStorage.Rewind), instead of stopping. ZooKeeper mode
+	// sets it: the elected primary's history is authoritative there. In
+	// static mode it is false, as an operator must decide.
+	Rewind bool
+	// OnRewind, if set, is called after each rewind, before replication
+	// resumes, so that the node can drop its ZEO clients: they may have
+	// seen, and cached, transactions that no longer exist.
+	OnRewind func(storage.RewindResult)
 }
 
 // Progress describes a catch-up in progress.
@@ -170,6 +186,10 @@ func (r *Replica) Run(ctx context.Context) error {
 		r.setConnected(false)
 		if ctx.Err() != nil {
 			break
+		}
+		if errors.Is(err, errRewound) {
+			delay = r.cfg.MinBackoff
+			continue
 		}
 		if errors.Is(err, ErrStopped) {
 			r.log.Error("replication stopped", "upstream", addr, "error", err)
@@ -324,15 +344,27 @@ func (a *applier) runGo1(ctx context.Context, fr *zeo.FrameReader, w *frameWrite
 	switch ans.Kind {
 	case zrs.AnswerStream:
 	case zrs.AnswerAhead:
+		if a.r.cfg.Rewind {
+			return 0, a.rewind(ctx, last, ans)
+		}
 		return 0, fmt.Errorf("%w: this node's last transaction %s is newer than upstream %s's last, %s; "+
 			"the upstream may have lost transactions or be the wrong node: check it, or move this node's data file aside to start afresh",
 			ErrStopped, last, a.upstream, ans.Tid)
 	case zrs.AnswerDiverged:
+		if a.r.cfg.Rewind {
+			return 0, a.rewind(ctx, last, ans)
+		}
 		return 0, fmt.Errorf("%w: this node's last transaction %s is not in upstream %s's history (newest possibly common transaction %s); "+
 			"this node holds transactions the upstream never had: save and truncate this node's data file after %s, or replace it with a copy of the upstream's",
 			ErrStopped, last, a.upstream, ans.Tid, ans.Tid)
 	default:
-		return 0, fmt.Errorf("%w: upstream %s refused: %s", ErrStopped, a.upstream, ans.Reason)
+		// A refusal is about epochs (an upstream that has not caught up
+		// with an election yet): worth retrying.
+		return 0, fmt.Errorf("upstream %s refused: %s", a.upstream, ans.Reason)
+	}
+	if seen := a.r.cfg.Epoch(); ans.Epoch < seen {
+		return 0, fmt.Errorf("upstream %s serves epoch %d, older than epoch %d already seen: not replicating from a deposed primary",
+			a.upstream, ans.Epoch, seen)
 	}
 	a.r.log.Info("replicating", "upstream", a.upstream, "start", last, "upstream_last", ans.Tid, "behind", ans.Behind)
 	a.behind = int(ans.Behind)
@@ -377,6 +409,52 @@ func (a *applier) runGo1(ctx context.Context, fr *zeo.FrameReader, w *frameWrite
 			return a.applied, a.finish(fmt.Errorf("unexpected %s from upstream", msg.Go1Type()))
 		}
 	}
+}
+
+// rewind drops this node's transactions after the newest one the
+// upstream's answer allows: for ahead, Answer.Tid is the upstream's last
+// tid; for diverged, the newest tid the two may have in common. Neither
+// need be a tid of this node's, so the node rewinds to its own newest
+// transaction at or before it. Whether that one is really common is only
+// known from the next handshake, which may answer diverged again, further
+// back; every round strictly shortens the file, so this ends.
+func (a *applier) rewind(ctx context.Context, last storage.Tid, ans *zrs.Answer) error {
+	if seen := a.r.cfg.Epoch(); ans.Epoch < seen {
+		// Only the current primary's history may replace ours.
+		return fmt.Errorf("upstream %s serves epoch %d, older than epoch %d already seen: not rewinding to a deposed primary's history",
+			a.upstream, ans.Epoch, seen)
+	}
+	target := last
+	if ans.Tid < last {
+		var err error
+		if target, err = a.store.TidBefore(ans.Tid + 1); err != nil {
+			return fmt.Errorf("rewind: find this node's last transaction at or before %s: %w", ans.Tid, err)
+		}
+	}
+	if target >= last {
+		// Nothing of ours is after the answer's tid: rewinding cannot
+		// help, and retrying would loop.
+		return fmt.Errorf("%w: upstream %s answered %s at %s, which does not precede this node's last transaction %s",
+			ErrStopped, a.upstream, ans.Kind, ans.Tid, last)
+	}
+	res, err := a.store.Rewind(ctx, target)
+	if err != nil {
+		if errors.Is(err, storage.ErrTransactionInProgress) || ctx.Err() != nil {
+			return err // retried after a backoff, or with the new upstream
+		}
+		// Each attempt may leave a side file; do not repeat a failure.
+		return fmt.Errorf("%w: %w", ErrStopped, err)
+	}
+	a.r.log.Warn("rewound data that the upstream does not have", "upstream", a.upstream,
+		"answer", ans.Kind.String(), "upstream_tid", ans.Tid, "tid", res.LastTid,
+		"removed_transactions", res.Removed, "side_file", res.SideFile)
+	a.r.mu.Lock()
+	a.r.lag.LastApplied = res.LastTid
+	a.r.mu.Unlock()
+	if a.r.cfg.OnRewind != nil {
+		a.r.cfg.OnRewind(res)
+	}
+	return errRewound
 }
 
 // flushBatch bounds how many transactions share one fsync while catching up.

@@ -25,6 +25,16 @@ var (
 	ErrCorrupt = errors.New("corrupted FileStorage data")
 	// ErrNoTransaction is returned when a tid names no transaction in the file.
 	ErrNoTransaction = errors.New("no such transaction")
+	// ErrTransactionInProgress is returned by operations that need the
+	// storage to themselves (Rewind) while a transaction holds the commit
+	// lock or finished transactions are not yet published.
+	ErrTransactionInProgress = errors.New("a transaction is in progress")
+	// ErrNotAcknowledged is returned by TpcFinish when the commit gate
+	// (SetCommitGate) refused a transaction: it is on disk and stays
+	// queued, becoming visible once a later gate call succeeds (or when
+	// the storage is reopened), so the client must not assume either
+	// outcome.
+	ErrNotAcknowledged = errors.New("durable locally but not acknowledged by synchronous replicas; outcome unknown")
 )
 
 // NoObjectError says that an object does not exist (never created, deleted,
