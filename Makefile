@@ -1,14 +1,18 @@
 # The two entry points the README names: `make run` and `make test`.
 GO ?= go
 
-.PHONY: build run test bench fuzz deps
+.PHONY: build run node test bench fuzz deps
 
 build:
 	$(GO) build -o bin/zrs ./cmd/zrs
 
-# The main job: a node serving zrs-data/Data.fs to ZEO clients on
-# 127.0.0.1:8100 (Ctrl-C stops it gracefully).
-run: build
+# The main job: a local cluster, one ZooKeeper (installed when missing)
+# and three nodes with automatic failover (Ctrl-C stops it).
+run:
+	bash scripts/local-cluster.sh
+
+# A single standalone node serving zrs-data/Data.fs on 127.0.0.1:8100.
+node: build
 	./bin/zrs node --data-dir zrs-data
 
 # Every test; CI runs exactly this. Installs ZooKeeper and java first when
@@ -26,3 +30,23 @@ bench:
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzOpen -fuzztime 60s -fuzzminimizetime 20x ./storage/
+
+# The docker compose cluster of docker-compose.yml (ZooKeeper ensemble and
+# three zrs nodes), with images built here from Debian packages and our
+# binary: no image registry needed.
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+
+.PHONY: images compose-up compose-down
+
+# Builds zrs/debian-base (debootstrap), zrs/zookeeper and zrs/zrs when they
+# are missing or out of date; `make images FORCE=1` rebuilds all of them.
+images:
+	bash scripts/build-images.sh $(if $(FORCE),--force)
+
+# Builds what is missing, starts the cluster and waits until it is healthy.
+compose-up:
+	COMPOSE="$(COMPOSE)" bash scripts/compose-up.sh
+
+# Stops the cluster and deletes its containers, network and data volumes.
+compose-down:
+	$(COMPOSE) --profile workload down --volumes --remove-orphans
