@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -15,10 +16,44 @@ import (
 )
 
 // AddressSource tells the client where servers are. A static list is the
-// simplest; a discovery service (ZooKeeper) can implement it too.
+// simplest; a discovery service (ZooKeeper, see ZKSource) can implement
+// it too, and then usually WatchingSource and EpochSource as well.
 type AddressSource interface {
 	// Addresses returns the servers to try, best first.
 	Addresses(ctx context.Context) ([]string, error)
+}
+
+// WatchingSource is an AddressSource that tells when its addresses
+// change. A connected client then asks for the addresses again and
+// reconnects at once when its server is no longer the first address or
+// is of an older epoch than the source's (a read-write client: the
+// primary moved), or when it is no longer listed, or is a fallback while
+// other servers are listed (a read-only client, see FallbackSource); a
+// client waiting to reconnect tries again at once.
+type WatchingSource interface {
+	AddressSource
+	// Changed returns a channel that is closed at the next change after
+	// the call.
+	Changed() <-chan struct{}
+}
+
+// EpochSource is an AddressSource that knows the cluster's epoch (the
+// primary znode's). The client refuses servers that report a lower epoch
+// than the highest it has seen from servers or from its source.
+type EpochSource interface {
+	AddressSource
+	// Epoch returns the highest epoch known, 0 if none.
+	Epoch() uint64
+}
+
+// FallbackSource is an AddressSource whose addresses may include
+// fallbacks: servers to use only when no other will do, like the primary
+// for read-only clients of a cluster. A read-only client connected to a
+// fallback moves when its WatchingSource changes and lists other servers.
+type FallbackSource interface {
+	AddressSource
+	// Fallback reports whether addr is listed only as a fallback.
+	Fallback(addr string) bool
 }
 
 // StaticAddresses is a fixed list of server addresses.
@@ -50,7 +85,13 @@ type Options struct {
 	// OnInvalidate, if set, is called for every invalidation in order,
 	// from the connection's reader: it must not block.
 	OnInvalidate func(Invalidation)
-	Logger       hclog.Logger
+	// AllowOlderServer accepts a server whose last transaction is older
+	// than the newest the client has seen (by default such a server is
+	// refused with a *StaleServerError: it lost data, or it is a lagging
+	// secondary). The cache is then cleared and the client follows the
+	// server's history.
+	AllowOlderServer bool
+	Logger           hclog.Logger
 }
 
 // Client is a connection to a ZEO storage that survives server restarts.
@@ -61,12 +102,17 @@ type Client struct {
 	source AddressSource
 	cache  *cache
 
-	mu        sync.Mutex
-	conn      *conn // nil while disconnected
-	connected chan struct{}
-	lastTid   storage.Tid
-	closed    bool
-	txnSeq    int64
+	mu   sync.Mutex
+	conn *conn // nil while disconnected
+	// connChanged is closed and replaced whenever conn is set.
+	connChanged chan struct{}
+	// connEpoch is the epoch conn's server reported (0: none).
+	connEpoch uint64
+	// epoch is the highest epoch seen, from servers and the source.
+	epoch   uint64
+	lastTid storage.Tid
+	closed  bool
+	txnSeq  int64
 	// txnSlot serializes commits: a ZEO connection carries one
 	// transaction at a time (ZEO's ClientStorage waits likewise).
 	txnSlot chan struct{}
@@ -74,6 +120,9 @@ type Client struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// onClose is run by Close after the client stopped (DialCluster's
+	// source).
+	onClose func()
 }
 
 // Dial connects to the ZEO server at addr (or opts.Source) and returns
@@ -96,12 +145,12 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		opts.MaxBackoff = 10 * time.Second
 	}
 	c := &Client{
-		opts:      opts,
-		log:       opts.Logger,
-		source:    opts.Source,
-		cache:     newCache(opts.CacheBytes),
-		connected: make(chan struct{}),
-		txnSlot:   make(chan struct{}, 1),
+		opts:        opts,
+		log:         opts.Logger,
+		source:      opts.Source,
+		cache:       newCache(opts.CacheBytes),
+		connChanged: make(chan struct{}),
+		txnSlot:     make(chan struct{}, 1),
 	}
 	if c.log == nil {
 		c.log = hclog.NewNullLogger()
@@ -110,47 +159,78 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		c.source = StaticAddresses{addr}
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	cn, err := c.connectOnce(ctx)
+	// Subscribe before asking for addresses, so that a change in
+	// between is not missed.
+	changed := c.changed()
+	cn, epoch, err := c.connectOnce(ctx)
 	if err != nil {
 		c.cancel()
 		return nil, err
 	}
-	c.setConn(cn)
+	c.setConn(cn, epoch)
 	c.wg.Add(1)
-	go c.maintain(cn)
+	go c.maintain(cn, changed)
 	return c, nil
 }
 
+// changed returns the source's change channel, nil for a source that
+// does not watch.
+func (c *Client) changed() <-chan struct{} {
+	if ws, ok := c.source.(WatchingSource); ok {
+		return ws.Changed()
+	}
+	return nil
+}
+
+// sourceEpoch returns the epoch the source knows, 0 if it knows none.
+func (c *Client) sourceEpoch() uint64 {
+	if es, ok := c.source.(EpochSource); ok {
+		return es.Epoch()
+	}
+	return 0
+}
+
 // connectOnce tries every address once.
-func (c *Client) connectOnce(ctx context.Context) (*conn, error) {
+func (c *Client) connectOnce(ctx context.Context) (*conn, uint64, error) {
 	addrs, err := c.source.Addresses(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("find servers: %w", err)
+		return nil, 0, fmt.Errorf("find servers: %w", err)
 	}
 	if len(addrs) == 0 {
-		return nil, fmt.Errorf("find servers: %w: no addresses", ErrDisconnected)
+		return nil, 0, fmt.Errorf("find servers: %w: no addresses", ErrDisconnected)
 	}
 	var errs []error
 	for _, addr := range addrs {
-		cn, err := c.connect(ctx, addr)
+		cn, epoch, err := c.connect(ctx, addr)
 		if err == nil {
-			return cn, nil
+			return cn, epoch, nil
+		}
+		var stale *StaleServerError
+		if errors.As(err, &stale) {
+			c.log.Warn("refusing stale server", "server", addr, "error", stale)
 		}
 		errs = append(errs, err)
 	}
-	return nil, errors.Join(errs...)
+	return nil, 0, errors.Join(errs...)
 }
 
-// connect dials addr, registers and brings the cache up to date.
-func (c *Client) connect(ctx context.Context, addr string) (*conn, error) {
+// connect dials addr, registers, checks that the server is not stale
+// (fencing: its epoch and its last transaction) and brings the cache up
+// to date. It returns the server's epoch.
+func (c *Client) connect(ctx context.Context, addr string) (*conn, uint64, error) {
+	// What the client knew before this connection: invalidations the
+	// server sends once registered raise c.lastTid meanwhile.
+	c.mu.Lock()
+	known := c.lastTid
+	c.mu.Unlock()
 	cn, err := dialConn(ctx, addr, nil)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	cn.onNotify = func(method string, args []any) { c.notified(cn, method, args) }
-	fail := func(err error) (*conn, error) {
+	fail := func(err error) (*conn, uint64, error) {
 		cn.close(err)
-		return nil, fmt.Errorf("%s: %w", addr, err)
+		return nil, 0, fmt.Errorf("%s: %w", addr, err)
 	}
 	v, err := cn.call(ctx, "register", c.opts.Storage, c.opts.ReadOnly)
 	if err != nil {
@@ -163,17 +243,39 @@ func (c *Client) connect(ctx context.Context, addr string) (*conn, error) {
 		}
 		serverTid = tidValue(v)
 	}
+	// get_info tells the server's epoch (zrs_epoch; absent in static
+	// mode, and from servers that are not zrs nodes). ZEO's own client
+	// asks for it at every connection too.
+	var serverEpoch uint64
+	if v, err := cn.call(ctx, "get_info"); err == nil {
+		serverEpoch = infoEpoch(v)
+	} else if errors.Is(err, ErrDisconnected) || ctx.Err() != nil {
+		return fail(fmt.Errorf("get_info: %w", err))
+	} else {
+		c.log.Debug("get_info failed; assuming no epoch", "server", addr, "error", err)
+	}
 	c.mu.Lock()
-	known := c.lastTid
+	seen := max(c.epoch, c.sourceEpoch())
 	c.mu.Unlock()
+	// A server that reports no epoch (static mode) claims none: it is
+	// not fenced by epoch, only by its last transaction.
+	if serverEpoch > 0 && serverEpoch < seen {
+		return fail(&StaleServerError{Addr: addr, Epoch: serverEpoch, Seen: seen, LastTid: serverTid, SeenTid: known})
+	}
+	allowOlder := false
 	switch {
 	case known == 0 || known == serverTid:
+	case serverTid < known && !c.opts.AllowOlderServer:
+		// The server is behind what this client saw: it lost data (or
+		// it is a lagging secondary; another may do).
+		return fail(&StaleServerError{Addr: addr, Epoch: serverEpoch, Seen: seen, LastTid: serverTid, SeenTid: known})
 	case serverTid < known:
-		// The server is behind what this client saw: nothing it says
-		// about changes since then can be trusted, so start afresh.
+		// Allowed: nothing it says about changes since then can be
+		// trusted, so start afresh and follow its history.
 		c.log.Warn("server is behind the client's cache; clearing the cache", "server", addr,
 			"server_tid", serverTid, "cache_tid", known)
 		c.cache.clear(serverTid)
+		allowOlder = true
 	default:
 		v, err := cn.call(ctx, "getInvalidations", known.Bytes())
 		if err != nil {
@@ -187,10 +289,32 @@ func (c *Client) connect(ctx context.Context, addr string) (*conn, error) {
 		}
 	}
 	c.mu.Lock()
-	c.lastTid = max(serverTid, c.lastTid)
+	if allowOlder && c.lastTid == known {
+		c.lastTid = serverTid
+	} else {
+		c.lastTid = max(serverTid, c.lastTid)
+	}
+	c.epoch = max(c.epoch, seen, serverEpoch)
 	c.mu.Unlock()
-	c.log.Debug("connected", "server", addr, "last_tid", serverTid)
-	return cn, nil
+	c.log.Debug("connected", "server", addr, "last_tid", serverTid, "epoch", serverEpoch)
+	return cn, serverEpoch, nil
+}
+
+// infoEpoch reads zrs_epoch from a get_info reply; 0 when absent.
+func infoEpoch(v any) uint64 {
+	d, ok := v.(*zeo.Dict)
+	if !ok {
+		return 0
+	}
+	e, ok := d.Get("zrs_epoch")
+	if !ok {
+		return 0
+	}
+	n, ok := zeo.AsInt(e)
+	if !ok || n < 0 {
+		return 0
+	}
+	return uint64(n)
 }
 
 func oidList(v []any) []storage.Oid {
@@ -220,34 +344,41 @@ func (c *Client) notified(cn *conn, method string, args []any) {
 	}
 }
 
-func (c *Client) setConn(cn *conn) {
+func (c *Client) setConn(cn *conn, epoch uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.conn = cn
-	if cn != nil {
-		close(c.connected)
-	} else {
-		c.connected = make(chan struct{})
-	}
+	c.conn, c.connEpoch = cn, epoch
+	close(c.connChanged)
+	c.connChanged = make(chan struct{})
 }
 
-// maintain waits for the connection to end and reconnects with backoff.
-func (c *Client) maintain(cn *conn) {
+// errMoved ends a connection to a server the source no longer names.
+var errMoved = errors.New("the server is no longer the one to use (failover or rebalancing)")
+
+// maintain waits for the connection to end, or for the source to name
+// another server, and reconnects with backoff. changed is the source's
+// change channel from before cn's addresses were read.
+func (c *Client) maintain(cn *conn, changed <-chan struct{}) {
 	defer c.wg.Done()
 	for {
-		select {
-		case <-cn.done:
-		case <-c.ctx.Done():
+		if !c.hold(cn, changed) {
 			cn.close(ErrClosed)
 			return
 		}
-		c.setConn(nil)
+		c.setConn(nil, 0)
 		c.log.Warn("disconnected", "server", cn.addr, "reason", cn.err)
 		delay := c.opts.MinBackoff
 		for {
-			var err error
-			cn, err = c.connectOnce(c.ctx)
+			// Subscribe before asking for addresses, so that a change
+			// in between is not missed.
+			changed = c.changed()
+			var (
+				err   error
+				epoch uint64
+			)
+			cn, epoch, err = c.connectOnce(c.ctx)
 			if err == nil {
+				c.setConn(cn, epoch)
 				break
 			}
 			if c.ctx.Err() != nil {
@@ -256,30 +387,115 @@ func (c *Client) maintain(cn *conn) {
 			c.log.Debug("reconnect failed", "error", err, "retry_in", delay)
 			select {
 			case <-time.After(delay):
+				delay = min(2*delay, c.opts.MaxBackoff)
+			case <-changed:
+				// New addresses: try them at once.
+				delay = c.opts.MinBackoff
 			case <-c.ctx.Done():
 				return
 			}
-			delay = min(2*delay, c.opts.MaxBackoff)
 		}
-		c.setConn(cn)
 		c.log.Info("reconnected", "server", cn.addr)
 	}
 }
 
-// current returns the connection, waiting for one until ctx is done.
+// hold waits while cn serves, returning true when it has ended (or was
+// ended because the source names another server), false when the client
+// is closing.
+func (c *Client) hold(cn *conn, changed <-chan struct{}) bool {
+	for {
+		select {
+		case <-cn.done:
+			return true
+		case <-c.ctx.Done():
+			return false
+		case <-changed:
+			changed = c.changed()
+			if c.moved(cn) {
+				c.leave(cn)
+			}
+		}
+	}
+}
+
+// moved reports whether the source now prefers a server other than cn's.
+func (c *Client) moved(cn *conn) bool {
+	ctx, cancel := context.WithTimeout(c.ctx, time.Second)
+	defer cancel()
+	addrs, err := c.source.Addresses(ctx)
+	if err != nil || len(addrs) == 0 {
+		return false // keep what works
+	}
+	if !c.opts.ReadOnly {
+		c.mu.Lock()
+		connEpoch := c.connEpoch
+		c.mu.Unlock()
+		switch {
+		case addrs[0] != cn.addr:
+			c.log.Info("the primary moved; reconnecting", "from", cn.addr, "to", addrs[0])
+			return true
+		case connEpoch > 0 && connEpoch < c.sourceEpoch():
+			c.log.Info("the primary was elected again; reconnecting", "server", cn.addr,
+				"server_epoch", connEpoch, "epoch", c.sourceEpoch())
+			return true
+		}
+		return false
+	}
+	// A reader stays where it is while its server is listed (the
+	// epoch fences it at its next connection), unless it is on a
+	// fallback and something better is listed.
+	if !slices.Contains(addrs, cn.addr) {
+		c.log.Info("the server is no longer listed; reconnecting", "server", cn.addr)
+		return true
+	}
+	if fs, ok := c.source.(FallbackSource); ok && fs.Fallback(cn.addr) {
+		for _, a := range addrs {
+			if !fs.Fallback(a) {
+				c.log.Info("leaving the fallback server for a listed one", "server", cn.addr)
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// leaveWait bounds how long a move waits for a commit in progress on the
+// old server to finish.
+const leaveWait = 500 * time.Millisecond
+
+// leave closes cn to reconnect elsewhere, after letting a commit in
+// progress on it finish (briefly: the old server may be gone).
+func (c *Client) leave(cn *conn) {
+	timer := time.NewTimer(leaveWait)
+	defer timer.Stop()
+	select {
+	case c.txnSlot <- struct{}{}:
+		defer func() { <-c.txnSlot }()
+	case <-timer.C:
+	case <-cn.done:
+	}
+	cn.close(errMoved)
+}
+
+// current returns a live connection, waiting for one until ctx is done.
 func (c *Client) current(ctx context.Context) (*conn, error) {
 	for {
 		c.mu.Lock()
-		cn, ready, closed := c.conn, c.connected, c.closed
+		cn, changed, closed := c.conn, c.connChanged, c.closed
 		c.mu.Unlock()
 		if closed {
 			return nil, ErrClosed
 		}
 		if cn != nil {
-			return cn, nil
+			select {
+			case <-cn.done:
+				// Lost; maintain replaces it.
+			default:
+				return cn, nil
+			}
 		}
 		select {
-		case <-ready:
+		case <-changed:
 		case <-ctx.Done():
 			return nil, fmt.Errorf("%w: %v", ErrDisconnected, ctx.Err())
 		}
@@ -295,7 +511,25 @@ func (c *Client) call(ctx context.Context, method string, args ...any) (any, err
 	return cn.call(ctx, method, args...)
 }
 
-// Close disconnects and stops reconnecting.
+// callRetry runs a call that may be repeated (a read), again on the next
+// connection whenever the connection is lost before the reply, until it
+// gets an answer or ctx ends.
+func (c *Client) callRetry(ctx context.Context, method string, args ...any) (any, error) {
+	for {
+		cn, err := c.current(ctx)
+		if err != nil {
+			return nil, err
+		}
+		v, err := cn.call(ctx, method, args...)
+		if err == nil || !errors.Is(err, ErrDisconnected) || ctx.Err() != nil {
+			return v, err
+		}
+		c.log.Debug("connection lost during a read; retrying once reconnected", "method", method, "server", cn.addr, "error", err)
+	}
+}
+
+// Close disconnects and stops reconnecting (and, for a client made by
+// DialCluster, closes its ZooKeeper source).
 func (c *Client) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -306,7 +540,29 @@ func (c *Client) Close() error {
 	c.mu.Unlock()
 	c.cancel()
 	c.wg.Wait()
+	if c.onClose != nil {
+		c.onClose()
+	}
 	return nil
+}
+
+// Epoch returns the highest cluster epoch the client has seen, from
+// servers and from its source; 0 outside a cluster.
+func (c *Client) Epoch() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return max(c.epoch, c.sourceEpoch())
+}
+
+// ServerAddr returns the address of the server the client is connected
+// to, "" while it is not.
+func (c *Client) ServerAddr() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn == nil {
+		return ""
+	}
+	return c.conn.addr
 }
 
 // LastTransaction returns the newest tid the client knows of.
@@ -342,7 +598,7 @@ func (c *Client) LoadBefore(ctx context.Context, oid storage.Oid, tid storage.Ti
 }
 
 func (c *Client) loadBefore(ctx context.Context, oid storage.Oid, tid storage.Tid) (storage.Revision, bool, error) {
-	v, err := c.call(ctx, "loadBefore", oid.Bytes(), tid.Bytes())
+	v, err := c.callRetry(ctx, "loadBefore", oid.Bytes(), tid.Bytes())
 	if err != nil || v == nil {
 		return storage.Revision{}, false, err
 	}
@@ -356,8 +612,12 @@ func (c *Client) loadBefore(ctx context.Context, oid storage.Oid, tid storage.Ti
 
 // NewOids allocates n object ids (at most 100 per call).
 func (c *Client) NewOids(ctx context.Context, n int) ([]storage.Oid, error) {
-	v, err := c.call(ctx, "new_oids", int64(n))
+	v, err := c.callRetry(ctx, "new_oids", int64(n))
 	if err != nil {
+		if !c.opts.ReadOnly && errors.Is(err, ErrReadOnly) {
+			// Registered read-write, so the server was demoted since.
+			err = &demotedError{err}
+		}
 		return nil, err
 	}
 	list, ok := zeo.AsSeq(v)
@@ -369,7 +629,7 @@ func (c *Client) NewOids(ctx context.Context, n int) ([]storage.Oid, error) {
 
 // Ping waits for a round trip to the server.
 func (c *Client) Ping(ctx context.Context) error {
-	_, err := c.call(ctx, "ping")
+	_, err := c.callRetry(ctx, "ping")
 	return err
 }
 
@@ -413,10 +673,22 @@ func (t *Txn) CheckCurrent(oid storage.Oid, serial storage.Tid) {
 	t.checks = append(t.checks, txnStore{oid: oid, serial: serial})
 }
 
-// Commit sends the transaction and returns its tid. A write conflict is a
-// *storage.ConflictError (nothing committed); a lost connection before
-// the vote answered is ErrDisconnected (nothing committed); one after the
-// vote succeeded is *OutcomeUnknownError.
+// Commit sends the transaction and returns its tid. Without a connection
+// it waits for one until ctx ends. Errors:
+//
+//   - *storage.ConflictError: a write or read conflict; nothing was
+//     committed.
+//   - *NotCommittedError: no connection, the connection was lost before
+//     the vote was answered (the server aborts an unfinished
+//     transaction), the server was demoted since the client registered
+//     (wraps ErrReadOnly), or it refused the vote transiently (wraps a
+//     *TransientError). Nothing was committed; retryable.
+//   - *OutcomeUnknownError: tpc_finish was sent and the connection was
+//     lost (or ctx ended, or the server failed transiently) before its
+//     answer: the transaction may have been committed. Retryable once
+//     the caller has checked.
+//
+// IsRetryable tells the retryable ones apart.
 func (t *Txn) Commit(ctx context.Context) (storage.Tid, error) {
 	c := t.c
 	if c.opts.ReadOnly {
@@ -431,6 +703,9 @@ func (t *Txn) Commit(ctx context.Context) (storage.Tid, error) {
 	defer func() { <-c.txnSlot }()
 	cn, err := c.current(ctx)
 	if err != nil {
+		if errors.Is(err, ErrDisconnected) {
+			err = &NotCommittedError{Stage: "connect", Err: err}
+		}
 		return 0, err
 	}
 	c.mu.Lock()
@@ -469,6 +744,11 @@ func (t *Txn) Commit(ctx context.Context) (storage.Tid, error) {
 	v, err := cn.callAfter(ctx, frames, "vote", id)
 	if err != nil {
 		_, _ = cn.call(ctx, "tpc_abort", id)
+		// The client registered read-write, so a ReadOnlyError means
+		// the server was demoted since (a failover).
+		if errors.Is(err, ErrDisconnected) || errors.Is(err, ErrReadOnly) || errors.Is(err, ErrTransient) {
+			err = &NotCommittedError{Stage: "vote", Err: err}
+		}
 		return 0, err
 	}
 	if conflicts, _ := zeo.AsSeq(v); len(conflicts) > 0 {
@@ -477,7 +757,10 @@ func (t *Txn) Commit(ctx context.Context) (storage.Tid, error) {
 	}
 	v, err = cn.call(ctx, "tpc_finish", id)
 	if err != nil {
-		if errors.Is(err, ErrDisconnected) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		// A transient refusal at tpc_finish may follow a local write
+		// that a later acknowledgement (or a failover) makes visible.
+		if errors.Is(err, ErrDisconnected) || errors.Is(err, ErrTransient) ||
+			errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return 0, &OutcomeUnknownError{Err: err}
 		}
 		return 0, err

@@ -223,6 +223,8 @@ func replyError(args any) error {
 		return conflictError(detail, class == "ZODB.POSException.ReadConflictError")
 	case "ZODB.POSException.StorageTransactionError":
 		return fmt.Errorf("%w: %v", storage.ErrWrongTransaction, detail)
+	case TransientClass:
+		return &TransientError{Args: detail}
 	}
 	return &ServerError{Class: class, Args: detail}
 }

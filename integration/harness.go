@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -173,6 +174,24 @@ type Config struct {
 	KeepAlive string
 	// LogLevel is the log level (default "info").
 	LogLevel string
+
+	// ZooKeeper, when set, runs the node in ZooKeeper mode against these
+	// servers (ReplicateTo is then required and ReplicateFrom unused).
+	ZooKeeper []string
+	// Root is the cluster's root path (default /zrs/main).
+	Root string
+	// SessionTimeout is zookeeper.session_timeout (default "2s").
+	SessionTimeout string
+	// SettleDelay is failover.settle_delay (default "200ms").
+	SettleDelay string
+	// Priority and NoFailover are the failover block's settings.
+	Priority   int
+	NoFailover bool
+	// Synchronous and Strict set synchronous replication.
+	Synchronous int
+	Strict      bool
+	// Upstream names a cascading secondary's preferred upstream node.
+	Upstream string
 }
 
 // Render returns the node's HCL configuration.
@@ -192,7 +211,23 @@ func (c Config) Render() string {
 		}
 		fmt.Fprintf(&b, "  keep_alive_delay = %q\n", c.KeepAlive)
 		fmt.Fprintf(&b, "  protocol = %q\n", c.Protocol)
+		if c.Synchronous > 0 {
+			fmt.Fprintf(&b, "  synchronous = %d\n  synchronous_strict = %t\n  commit_timeout = \"5s\"\n", c.Synchronous, c.Strict)
+		}
+		if c.Upstream != "" {
+			fmt.Fprintf(&b, "  upstream = %q\n", c.Upstream)
+		}
 		b.WriteString("}\n")
+	}
+	if len(c.ZooKeeper) > 0 {
+		quoted := make([]string, len(c.ZooKeeper))
+		for i, s := range c.ZooKeeper {
+			quoted[i] = strconv.Quote(s)
+		}
+		fmt.Fprintf(&b, "zookeeper {\n  servers = [%s]\n  root = %q\n  session_timeout = %q\n}\n",
+			strings.Join(quoted, ", "), c.Root, c.SessionTimeout)
+		fmt.Fprintf(&b, "failover {\n  priority = %d\n  no_failover = %t\n  settle_delay = %q\n}\n",
+			c.Priority, c.NoFailover, c.SettleDelay)
 	}
 	return b.String()
 }
@@ -244,6 +279,20 @@ func NewNode(t testing.TB, cfg Config) *Node {
 	}
 	if cfg.LogLevel == "" {
 		cfg.LogLevel = "info"
+	}
+	if len(cfg.ZooKeeper) > 0 {
+		if cfg.Root == "" {
+			cfg.Root = "/zrs/main"
+		}
+		if cfg.SessionTimeout == "" {
+			cfg.SessionTimeout = "2s"
+		}
+		if cfg.SettleDelay == "" {
+			cfg.SettleDelay = "200ms"
+		}
+		if cfg.ReplicateTo == "" {
+			cfg.ReplicateTo = FreeAddr(t)
+		}
 	}
 	n := &Node{
 		t:          t,
@@ -711,4 +760,24 @@ func FillDatabase(t testing.TB, path string, txns int, seed uint64) storage.Tid 
 		fail(err)
 	}
 	return s.LastTransaction()
+}
+
+// Freeze stops the node's process with SIGSTOP (as a long GC pause or a
+// hung VM would) without it noticing; Thaw resumes it.
+func (n *Node) Freeze() { n.signal(syscall.SIGSTOP) }
+
+// Thaw resumes a frozen node with SIGCONT.
+func (n *Node) Thaw() { n.signal(syscall.SIGCONT) }
+
+func (n *Node) signal(sig syscall.Signal) {
+	n.t.Helper()
+	n.mu.Lock()
+	cmd := n.cmd
+	n.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		n.t.Fatalf("node %s: not running", n.Name())
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		n.t.Fatalf("node %s: %v: %v", n.Name(), sig, err)
+	}
 }

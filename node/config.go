@@ -21,12 +21,19 @@ import (
 //	zeo { listen = "127.0.0.1:8100"  read_only = false  protocol = "pickle" }
 //	log { level = "info"  json = false }
 //	replication { replicate_to = "0.0.0.0:5000" }   # or replicate_from = "host:port"
+//
+// A zookeeper block switches the node to ZooKeeper mode (see
+// ClusterConfig): it starts as a candidate, and election decides its role.
 type Config struct {
 	Name        string             `hcl:"name,optional"`
+	Cluster     string             `hcl:"cluster,optional"`
 	Storage     *StorageConfig     `hcl:"storage,block"`
 	ZEO         *ZEOConfig         `hcl:"zeo,block"`
 	Log         *LogConfig         `hcl:"log,block"`
 	Replication *ReplicationConfig `hcl:"replication,block"`
+	ZooKeeper   *ZooKeeperConfig   `hcl:"zookeeper,block"`
+	Failover    *FailoverConfig    `hcl:"failover,block"`
+	Advertise   *AdvertiseConfig   `hcl:"advertise,block"`
 
 	// file is the parsed source, kept to point diagnostics at lines.
 	file *hcl.File
@@ -75,8 +82,19 @@ type ReplicationConfig struct {
 	KeepAliveDelay string `hcl:"keep_alive_delay,optional"`
 	// Protocol is the stream protocol used when replicating from upstream:
 	// "zrs" (ours) or "zrs2.0" (a stock zc.zrs primary).
-	Protocol string    `hcl:"protocol,optional"`
-	DefRange hcl.Range `hcl:",def_range"`
+	Protocol string `hcl:"protocol,optional"`
+	// Upstream names the node a cascading secondary replicates from in
+	// ZooKeeper mode while that node is alive (else it follows the primary).
+	Upstream string `hcl:"upstream,optional"`
+	// Synchronous is how many secondaries must durably hold a commit
+	// before it is acknowledged (ZooKeeper mode); 0 is asynchronous.
+	Synchronous int `hcl:"synchronous,optional"`
+	// SynchronousStrict makes commits wait (up to CommitTimeout) rather
+	// than degrade to asynchronous when too few secondaries acknowledge.
+	SynchronousStrict bool `hcl:"synchronous_strict,optional"`
+	// CommitTimeout bounds a strict synchronous commit's wait, e.g. "10s".
+	CommitTimeout string    `hcl:"commit_timeout,optional"`
+	DefRange      hcl.Range `hcl:",def_range"`
 }
 
 // Protocol names accepted in zeo.protocol.
@@ -124,7 +142,11 @@ func (c *Config) applyDefaults() {
 		if r.Protocol == "" {
 			r.Protocol = "zrs"
 		}
+		if r.CommitTimeout == "" {
+			r.CommitTimeout = "10s"
+		}
 	}
+	c.applyClusterDefaults()
 }
 
 // ParseConfig reads the configuration in src (named filename in
@@ -166,7 +188,7 @@ func (c *Config) Validate() hcl.Diagnostics {
 		subject := c.attrRange(block, attr, rng)
 		diags = append(diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError,
-			Summary:  fmt.Sprintf("Invalid %s", strings.TrimPrefix(block+"."+attr, ".")),
+			Summary:  fmt.Sprintf("Invalid %s", strings.Trim(block+"."+attr, ".")),
 			Detail:   fmt.Sprintf(format, args...),
 			Subject:  &subject,
 		})
@@ -199,7 +221,7 @@ func (c *Config) Validate() hcl.Diagnostics {
 		bad("log", c.Log.DefRange, "level", "%q is not one of trace, debug, info, warn, error", c.Log.Level)
 	}
 	if r := c.Replication; r != nil {
-		if r.ReplicateTo == "" && r.ReplicateFrom == "" {
+		if r.ReplicateTo == "" && r.ReplicateFrom == "" && c.ZooKeeper == nil {
 			bad("replication", r.DefRange, "replicate_to", "give replicate_to (primary), replicate_from (secondary), or both (cascading secondary)")
 		}
 		if r.ReplicateTo != "" && r.ReplicateTo == r.ReplicateFrom {
@@ -218,13 +240,26 @@ func (c *Config) Validate() hcl.Diagnostics {
 		if r.Protocol != "zrs" && r.Protocol != "zrs2.0" {
 			bad("replication", r.DefRange, "protocol", "%q is not \"zrs\" or \"zrs2.0\"", r.Protocol)
 		}
+		if d, err := time.ParseDuration(r.CommitTimeout); err != nil || d <= 0 {
+			bad("replication", r.DefRange, "commit_timeout", "%q is not a positive duration such as \"10s\"", r.CommitTimeout)
+		}
+		if r.Synchronous < 0 {
+			bad("replication", r.DefRange, "synchronous", "%d is negative; 0 means asynchronous", r.Synchronous)
+		}
 	}
+	c.validateCluster(bad)
 	return diags
 }
 
 // KeepAlive returns the parsed keep-alive delay.
 func (r *ReplicationConfig) KeepAlive() time.Duration {
 	d, _ := time.ParseDuration(r.KeepAliveDelay)
+	return d
+}
+
+// CommitTimeoutDuration returns the parsed commit timeout.
+func (r *ReplicationConfig) CommitTimeoutDuration() time.Duration {
+	d, _ := time.ParseDuration(r.CommitTimeout)
 	return d
 }
 

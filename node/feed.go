@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -27,6 +28,24 @@ type FeedConfig struct {
 	Epoch func() uint64
 	// OnAck is told when a secondary has durably applied a transaction.
 	OnAck func(node string, tid storage.Tid)
+
+	// Synchronous replication (sync.go), in force once the storage's
+	// commit gate is Gate(). Synchronous is how many secondaries must
+	// durably hold a commit before it is acknowledged.
+	Synchronous int
+	// Strict makes commits wait, up to CommitTimeout, for Synchronous
+	// acknowledgements, then fail with ErrSyncTimeout; otherwise the
+	// primary degrades to asynchronous after SyncGrace.
+	Strict bool
+	// CommitTimeout bounds a strict wait (DefaultCommitTimeout).
+	CommitTimeout time.Duration
+	// SyncGrace is how long a commit waits for lagging members before
+	// they are dropped (DefaultSyncGrace).
+	SyncGrace time.Duration
+	// OnSyncChange records a new member list (the sync znode). It runs
+	// before the commit that needs the change is released; an error
+	// keeps the commit invisible.
+	OnSyncChange func(ctx context.Context, members []string) error
 }
 
 // Feed serves the replication stream of a storage to secondaries: stock
@@ -42,6 +61,22 @@ type Feed struct {
 	conns map[net.Conn]string // connection → secondary name
 	lags  map[string]*secondaryLag
 	wg    sync.WaitGroup
+
+	// Synchronous replication state guarded by mu: acknowledgements
+	// (kept after a secondary disconnects: it still holds what it
+	// acknowledged), streams per secondary, a channel closed when either
+	// changes, and copies of the member list and last release.
+	acked      map[string]storage.Tid
+	connected  map[string]int
+	ackChanged chan struct{}
+	members    []string
+	syncKnown  bool // members was recorded
+	released   storage.Tid
+	syncOn     bool // Gate was called, StopSync was not
+
+	// syncMu serializes sync decisions and recording; it guards sync.
+	syncMu sync.Mutex
+	sync   syncSet
 }
 
 // SecondaryLag is what the primary knows of one of its secondaries
@@ -78,7 +113,14 @@ func NewFeed(cfg FeedConfig) *Feed {
 	if cfg.Epoch == nil {
 		cfg.Epoch = func() uint64 { return 0 }
 	}
-	return &Feed{cfg: cfg, log: cfg.Logger, conns: make(map[net.Conn]string), lags: make(map[string]*secondaryLag)}
+	if cfg.CommitTimeout <= 0 {
+		cfg.CommitTimeout = DefaultCommitTimeout
+	}
+	if cfg.SyncGrace <= 0 {
+		cfg.SyncGrace = DefaultSyncGrace
+	}
+	return &Feed{cfg: cfg, log: cfg.Logger, conns: make(map[net.Conn]string), lags: make(map[string]*secondaryLag),
+		acked: make(map[string]storage.Tid), connected: make(map[string]int), ackChanged: make(chan struct{})}
 }
 
 // Serve accepts secondaries on ln until ctx is done. On the way out each
@@ -144,17 +186,49 @@ func (f *Feed) noteSent(node string, tid storage.Tid) {
 
 func (f *Feed) noteAcked(node string, tid storage.Tid) {
 	f.mu.Lock()
+	if tid > f.acked[node] {
+		f.acked[node] = tid
+		f.signalAcks()
+	}
+	join := f.mayJoin(node)
+	if l := f.lags[node]; l != nil {
+		l.acked = max(l.acked, tid)
+		i := 0
+		for i < len(l.unacked) && l.unacked[i] <= tid {
+			i++
+		}
+		l.unacked = l.unacked[i:]
+	}
+	f.mu.Unlock()
+	if join {
+		f.recordJoins()
+	}
+}
+
+// signalAcks wakes gate calls waiting for acknowledgements. The caller
+// holds f.mu.
+func (f *Feed) signalAcks() {
+	close(f.ackChanged)
+	f.ackChanged = make(chan struct{})
+}
+
+// noteStreaming records that a zrs-go/1 secondary starts (true) or stops
+// streaming, having durably applied everything up to last when it starts.
+func (f *Feed) noteStreaming(node string, start bool, last storage.Tid) {
+	f.mu.Lock()
 	defer f.mu.Unlock()
-	l := f.lags[node]
-	if l == nil {
-		return
+	if start {
+		f.connected[node]++
+		// It may have rewound since it last acknowledged.
+		f.acked[node] = last
+	} else if f.connected[node]--; f.connected[node] <= 0 {
+		delete(f.connected, node)
+		if slices.Contains(f.members, node) {
+			// Dropped at the next commit it does not acknowledge.
+			f.log.Warn("sync member disconnected", "secondary", node, "acked", f.acked[node], "members", f.members)
+		}
 	}
-	l.acked = max(l.acked, tid)
-	i := 0
-	for i < len(l.unacked) && l.unacked[i] <= tid {
-		i++
-	}
-	l.unacked = l.unacked[i:]
+	f.signalAcks()
 }
 
 // Secondaries returns the connected secondaries by address or name.
@@ -239,7 +313,9 @@ func (f *Feed) streamZRS20(ctx context.Context, nc net.Conn, fr *zeo.FrameReader
 		_, err = w.Write(buf)
 		return err
 	}
-	return f.stream(ctx, nc, start, send, nil, peerDone)
+	// A zc.zrs secondary never acknowledges, so it only gets what
+	// clients here may see.
+	return f.stream(ctx, nc, start, false, send, nil, peerDone)
 }
 
 // streamGo1 serves one of our secondaries after checking where it stands.
@@ -264,10 +340,12 @@ func (f *Feed) streamGo1(ctx context.Context, nc net.Conn, fr *zeo.FrameReader, 
 	f.conns[nc] = hello.Node
 	f.lags[hello.Node] = &secondaryLag{acked: hello.LastTid}
 	f.mu.Unlock()
+	f.noteStreaming(hello.Node, true, hello.LastTid)
 	defer func() {
 		f.mu.Lock()
 		delete(f.lags, hello.Node)
 		f.mu.Unlock()
+		f.noteStreaming(hello.Node, false, 0)
 	}()
 	log.Info("secondary connected", "start", hello.LastTid, "epoch", hello.Epoch)
 	peerDone := make(chan error, 1)
@@ -308,27 +386,31 @@ func (f *Feed) streamGo1(ctx context.Context, nc net.Conn, fr *zeo.FrameReader, 
 		return err
 	}
 	heartbeat := func(w io.Writer) error {
-		b, err := go1Frame(&zrs.Heartbeat{LastTid: f.cfg.Storage.LastTransaction(), UnixNano: time.Now().UnixNano()})
+		b, err := go1Frame(&zrs.Heartbeat{LastTid: f.cfg.Storage.LastDurable(), UnixNano: time.Now().UnixNano()})
 		if err != nil {
 			return err
 		}
 		_, err = w.Write(b)
 		return err
 	}
-	return f.stream(ctx, nc, hello.LastTid, send, heartbeat, peerDone)
+	// Our secondaries get transactions once durable, before the commit
+	// gate publishes them, so that they can acknowledge them.
+	return f.stream(ctx, nc, hello.LastTid, true, send, heartbeat, peerDone)
 }
 
 // answer decides whether a secondary can be streamed to from where it is.
+// It counts durable transactions not yet published as ours: a synchronous
+// secondary may already hold them.
 func (f *Feed) answer(h *zrs.Hello) (*zrs.Answer, error) {
 	store := f.cfg.Storage
 	epoch := f.cfg.Epoch()
-	last := store.LastTransaction()
+	last := store.LastDurable()
 	if h.Epoch > epoch {
 		return &zrs.Answer{Kind: zrs.AnswerRefused, Epoch: epoch,
 			Reason: fmt.Sprintf("secondary has seen epoch %d, newer than this node's %d", h.Epoch, epoch)}, nil
 	}
 	stream := func() (*zrs.Answer, error) {
-		behind, err := store.CountAfter(h.LastTid)
+		behind, err := countDurableAfter(store, h.LastTid)
 		if err != nil {
 			return nil, err
 		}
@@ -340,7 +422,7 @@ func (f *Feed) answer(h *zrs.Hello) (*zrs.Answer, error) {
 	if h.LastTid > last {
 		return &zrs.Answer{Kind: zrs.AnswerAhead, Epoch: epoch, Tid: last}, nil
 	}
-	rec, err := store.TxnAt(h.LastTid)
+	rec, err := durableTxnAt(store, h.LastTid)
 	if err == nil && zrs.TxnHash(rec) == h.LastHash {
 		return stream()
 	}
@@ -357,17 +439,61 @@ func (f *Feed) answer(h *zrs.Hello) (*zrs.Answer, error) {
 	return &zrs.Answer{Kind: zrs.AnswerDiverged, Epoch: epoch, Tid: common}, nil
 }
 
+// durableTxnAt is TxnAt including durable transactions not yet published.
+func durableTxnAt(store *storage.FileStorage, tid storage.Tid) (*storage.TxnRecord, error) {
+	it, err := store.IterateDurable(tid)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := it.Next()
+	if errors.Is(err, io.EOF) || (err == nil && rec.Tid != tid) {
+		return nil, fmt.Errorf("transaction %s: %w", tid, storage.ErrNoTransaction)
+	}
+	return rec, err
+}
+
+// countDurableAfter is CountAfter including durable transactions not yet
+// published (few: those the commit gate holds).
+func countDurableAfter(store *storage.FileStorage, tid storage.Tid) (int, error) {
+	published := store.LastTransaction()
+	n, err := store.CountAfter(tid)
+	if err != nil {
+		return 0, err
+	}
+	it, err := store.IterateDurable(max(tid, published) + 1)
+	if err != nil {
+		return 0, err
+	}
+	for {
+		_, err := it.Next()
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		n++
+	}
+}
+
 // stream sends every transaction after start, then each new commit, until
 // ctx is done (after sending what is committed) or the peer goes away.
-// idle, if set, is sent when nothing else was sent for KeepAlive.
-func (f *Feed) stream(ctx context.Context, nc net.Conn, start storage.Tid,
+// With durable it sends transactions once durable, before they are
+// published. idle, if set, is sent when nothing else was sent for
+// KeepAlive.
+func (f *Feed) stream(ctx context.Context, nc net.Conn, start storage.Tid, durable bool,
 	send func(io.Writer, *storage.TxnRecord) error, idle func(io.Writer) error, peerDone <-chan error) error {
 	store := f.cfg.Storage
 	from := start + 1
 	if start == 0 {
 		from = 0
 	}
-	it, err := store.Iterate(from, 0)
+	iterate, changes := store.Iterate, store.Changed
+	if durable {
+		iterate = func(from, _ storage.Tid) (*storage.Iterator, error) { return store.IterateDurable(from) }
+		changes = store.DurableChanged
+	}
+	it, err := iterate(from, 0)
 	if err != nil {
 		return err
 	}
@@ -380,7 +506,7 @@ func (f *Feed) stream(ctx context.Context, nc net.Conn, start storage.Tid,
 	defer ticker.Stop()
 	sent := false
 	for {
-		changed := store.Changed()
+		changed := changes()
 		rec, err := it.Next()
 		if err == nil {
 			if err := send(bw, rec); err != nil {

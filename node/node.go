@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -25,6 +26,7 @@ type Node struct {
 	feed    *Feed
 	feedLn  net.Listener
 	replica *Replica
+	cluster *cluster // nil in static mode
 }
 
 // New opens the node's storage and binds its listeners, so that errors in
@@ -44,11 +46,19 @@ func New(cfg *Config, log hclog.Logger) (*Node, error) {
 	n.store = store
 	rep := cfg.Replication
 	secondary := rep != nil && rep.ReplicateFrom != ""
+	if cfg.Clustered() {
+		if n.cluster, err = newCluster(n); err != nil {
+			store.Close()
+			return nil, err
+		}
+	}
 	n.zeo, err = NewZEOService(ZEOServiceConfig{
 		Storage:  store,
 		Name:     cfg.Storage.Name,
 		Protocol: cfg.ZEO.Protocol,
-		ReadOnly: cfg.ZEO.ReadOnly || secondary,
+		// In ZooKeeper mode a node starts as a candidate: read-only
+		// until it wins an election.
+		ReadOnly: cfg.ZEO.ReadOnly || secondary || cfg.Clustered(),
 		Logger:   log.Named("zeo"),
 
 		TransactionTimeout: cfg.ZEO.TxnTimeout(),
@@ -63,22 +73,39 @@ func New(cfg *Config, log hclog.Logger) (*Node, error) {
 		return nil, fmt.Errorf("zeo listen: %w", err)
 	}
 	if rep != nil && rep.ReplicateTo != "" {
-		n.feed = NewFeed(FeedConfig{Storage: store, Logger: log.Named("feed"), KeepAlive: rep.KeepAlive()})
+		fc := FeedConfig{Storage: store, Logger: log.Named("feed"), KeepAlive: rep.KeepAlive()}
+		if n.cluster != nil {
+			fc.Epoch = n.cluster.servedEpoch
+			// TODO(sync): fc.Synchronous, Strict, CommitTimeout, OnSyncChange
+		}
+		n.feed = NewFeed(fc)
 		if n.feedLn, err = listen(rep.ReplicateTo); err != nil {
 			n.ln.Close()
 			store.Close()
 			return nil, fmt.Errorf("replication listen: %w", err)
 		}
 	}
-	if secondary {
-		n.replica = NewReplica(ReplicaConfig{
+	if secondary || n.cluster != nil {
+		rc := ReplicaConfig{
 			Storage:   store,
 			Logger:    log.Named("replica"),
 			Name:      cfg.Name,
 			Protocol:  rep.Protocol,
 			KeepAlive: rep.KeepAlive(),
 			Publish:   n.zeo.Publish(),
-		}, rep.ReplicateFrom)
+		}
+		if n.cluster != nil {
+			// The upstream comes from ZooKeeper; a diverged copy is
+			// rewound automatically, as the cluster design says.
+			rc.Epoch = n.cluster.highestEpoch
+			// An upstream just elected may refuse the first attempt
+			// (it has not promoted itself yet): retry quickly.
+			rc.MinBackoff = 100 * time.Millisecond
+			rc.MaxBackoff = 2 * time.Second
+			rc.Rewind = true
+			rc.OnRewind = func(storage.RewindResult) { n.zeo.Rewound() }
+		}
+		n.replica = NewReplica(rc, rep.ReplicateFrom)
 	}
 	return n, nil
 }
@@ -137,7 +164,7 @@ func (n *Node) Run(ctx context.Context) error {
 	replCtx, stopRepl := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRepl()
 	var wg sync.WaitGroup
-	errs := make([]error, 3)
+	errs := make([]error, 4)
 	run := func(i int, f func() error) {
 		wg.Add(1)
 		go func() {
@@ -152,6 +179,19 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	if n.replica != nil {
 		run(2, func() error { return n.replica.Run(replCtx) })
+	}
+	if n.cluster != nil {
+		// The cluster driver stops with the ZEO service: a graceful stop
+		// resigns the primary before replication winds down.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := n.cluster.run(zeoCtx); err != nil {
+				n.log.Error("cluster coordination failed; stopping", "error", err)
+				errs[3] = err
+				stopZEO()
+			}
+		}()
 	}
 	errs[0] = n.zeo.Serve(zeoCtx, n.ln)
 	stopRepl()

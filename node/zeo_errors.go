@@ -31,6 +31,8 @@ func errorReply(err error) zeo.Tuple {
 			"class_name", nil,
 			"serials", zeo.Tuple{conflict.Committed.Bytes(), conflict.Given.Bytes()},
 		)}
+	case errors.Is(err, ErrTransient):
+		return zeo.Tuple{"ZODB.POSException.StorageTransientError", zeo.Tuple{err.Error()}}
 	case errors.Is(err, storage.ErrReadOnly):
 		return zeo.Tuple{"ZODB.POSException.ReadOnlyError", zeo.Tuple{}}
 	case errors.Is(err, storage.ErrWrongTransaction):

@@ -88,7 +88,7 @@ func (c *zeoConn) getInvalidations(_ context.Context, _ any, args []any) (any, e
 // those features (blobs come later).
 func (c *zeoConn) getInfo(_ context.Context, _ any, _ []any) (any, error) {
 	iface := func(name string) zeo.Tuple { return zeo.Tuple{"ZODB.interfaces", name} }
-	return zeo.NewDict(
+	info := zeo.NewDict(
 		"length", int64(c.srv.store.Len()),
 		"size", c.srv.store.Size(),
 		"name", c.srv.store.Path(),
@@ -103,7 +103,13 @@ func (c *zeoConn) getInfo(_ context.Context, _ any, _ []any) (any, error) {
 			iface("IStorage"),
 			zeo.Tuple{"zope.interface", "Interface"},
 		},
-	), nil
+	)
+	// The cluster epoch, for clients that fence by it; absent in static
+	// mode, so that replies stay byte-identical to ZEO's shape there.
+	if epoch := c.srv.Epoch(); epoch > 0 {
+		info.Set("zrs_epoch", int64(epoch))
+	}
+	return info, nil
 }
 
 func (c *zeoConn) setClientLabel(_ context.Context, _ any, args []any) (any, error) {
@@ -173,7 +179,7 @@ func (c *zeoConn) checkWritable() error {
 	if c.readOnly || c.srv.ReadOnly() {
 		return storage.ErrReadOnly
 	}
-	return nil
+	return c.srv.fenceError()
 }
 
 func (c *zeoConn) newOids(_ context.Context, _ any, args []any) (any, error) {

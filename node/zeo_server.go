@@ -42,6 +42,10 @@ type ZEOService struct {
 	name     string
 	encoding zeo.Encoding
 	readOnly atomic.Bool
+	fence    atomic.Pointer[string] // why commits are refused; nil when not fenced
+	guard    atomic.Pointer[func() error]
+	// epoch is the cluster epoch reported by get_info; 0 in static mode.
+	epoch    atomic.Uint64
 	maxQueue int
 	txnLimit time.Duration
 	started  time.Time
@@ -105,6 +109,15 @@ func (z *ZEOService) SetReadOnly(ro bool) { z.readOnly.Store(ro || z.store.ReadO
 
 // ReadOnly reports whether the service refuses writes.
 func (z *ZEOService) ReadOnly() bool { return z.readOnly.Load() }
+
+// SetEpoch sets the cluster epoch the service reports to clients in
+// get_info ("zrs_epoch"), so that they can refuse a server of an older
+// epoch than one they have seen (cluster.md, "Fencing"). 0, the value
+// in static mode, reports nothing.
+func (z *ZEOService) SetEpoch(epoch uint64) { z.epoch.Store(epoch) }
+
+// Epoch returns the epoch set with SetEpoch (0 in static mode).
+func (z *ZEOService) Epoch() uint64 { return z.epoch.Load() }
 
 // Serve accepts connections on ln until ctx is done or ln fails. It
 // closes every connection before returning.

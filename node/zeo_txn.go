@@ -374,6 +374,12 @@ func (c *zeoConn) tpcFinish(_ context.Context, msgid any, args []any) (any, erro
 	if t.stxn == nil {
 		return nil, fmt.Errorf("tpc_finish before a successful vote: %w", storage.ErrWrongTransaction)
 	}
+	if err := c.srv.fenceError(); err != nil {
+		// Fenced between vote and finish: nothing is written yet, so the
+		// transaction is known not to be committed.
+		c.abortLocked()
+		return nil, err
+	}
 	tid, err := t.stxn.TpcFinishWith(func(tid storage.Tid, _ []storage.Oid) {
 		c.srv.invalidate(c, tid, t.invalidated)
 	})

@@ -16,3 +16,10 @@ func SetWaitLog(first, every time.Duration) (restore func()) {
 	waitLog = [2]time.Duration{first, every}
 	return func() { waitLog = old }
 }
+
+// MarkPast pretends that session id was an earlier session of s.
+func (s *Session) MarkPast(id int64) {
+	s.mu.Lock()
+	s.past[id] = true
+	s.mu.Unlock()
+}

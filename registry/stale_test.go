@@ -1,4 +1,4 @@
-package registry
+package registry_test
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/zrs-go/zrs/integration"
+	"github.com/zrs-go/zrs/registry"
 )
 
 type syncBuffer struct {
@@ -47,7 +48,7 @@ func TestEphemeralInTheWay(t *testing.T) {
 			t.Logf("=== log:\n%s", logs.String())
 		}
 	})
-	s, err := Connect(ctx, Config{Servers: zkc.Servers(), Cluster: "t", SessionTimeout: 2 * time.Second},
+	s, err := registry.Connect(ctx, registry.Config{Servers: zkc.Servers(), Cluster: "t", SessionTimeout: 2 * time.Second},
 		hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Debug}))
 	if err != nil {
 		t.Fatal(err)
@@ -72,22 +73,20 @@ func TestEphemeralInTheWay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.mu.Lock()
-	s.past[old.SessionID()] = true
-	s.mu.Unlock()
+	s.MarkPast(old.SessionID())
 
-	if err := s.Register(ctx, NodeRecord{Name: "n1", Role: RoleCandidate}); err != nil {
+	if err := s.Register(ctx, registry.NodeRecord{Name: "n1", Role: registry.RoleCandidate}); err != nil {
 		t.Fatal(err)
 	}
-	data, stat, err := s.conn.Get(path)
+	data, stat, err := s.Conn().Get(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if stat.EphemeralOwner != s.Status().SessionID {
 		t.Fatalf("owner %x, want ours %x", stat.EphemeralOwner, s.Status().SessionID)
 	}
-	var rec NodeRecord
-	if err := json.Unmarshal(data, &rec); err != nil || rec.PID != os.Getpid() || rec.Role != RoleCandidate {
+	var rec registry.NodeRecord
+	if err := json.Unmarshal(data, &rec); err != nil || rec.PID != os.Getpid() || rec.Role != registry.RoleCandidate {
 		t.Fatalf("record %s (%v)", data, err)
 	}
 	if !strings.Contains(logs.String(), "an earlier session of ours left") {
@@ -96,7 +95,7 @@ func TestEphemeralInTheWay(t *testing.T) {
 
 	// This session already holds the provider entry, with other data.
 	ppath := s.Paths().Provider("127.0.0.1:9", false)
-	if _, err := s.conn.Create(ppath, []byte("junk"), zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); err != nil {
+	if _, err := s.Conn().Create(ppath, []byte("junk"), zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Advertise("127.0.0.1:9", false); err != nil {
@@ -105,7 +104,7 @@ func TestEphemeralInTheWay(t *testing.T) {
 	if err := s.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	data, stat, err = s.conn.Get(ppath)
+	data, stat, err = s.Conn().Get(ppath)
 	if err != nil || stat.EphemeralOwner != s.Status().SessionID || !strings.Contains(string(data), `"pid"`) {
 		t.Fatalf("provider entry %s, owner %x, %v", data, stat.EphemeralOwner, err)
 	}

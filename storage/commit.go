@@ -55,7 +55,22 @@ type Txn struct {
 	end     int64         // end of the transaction, set by vote
 
 	onPublish PublishFunc
-	published chan struct{} // closed once readers can see the transaction
+	// done is closed once the committer's outcome is known: published,
+	// refused by the commit gate (doneErr wraps ErrNotAcknowledged; the
+	// transaction stays queued and may still be published), or lost to a
+	// durability failure.
+	done     chan struct{}
+	doneErr  error
+	doneOnce sync.Once
+}
+
+// settle records the committer's outcome, once: a transaction refused by
+// the gate and published later keeps the error its committer was given.
+func (t *Txn) settle(err error) {
+	t.doneOnce.Do(func() {
+		t.doneErr = err
+		close(t.done)
+	})
 }
 
 // TpcBegin starts a transaction, waiting for the commit lock until ctx is
@@ -312,7 +327,12 @@ type PublishFunc func(tid Tid, oids []Oid)
 // queued, the commit lock is released so the next transaction can write
 // behind it, and one fsync then covers every transaction finished so far.
 // Transactions become visible strictly in file order, each only once it is
-// durable.
+// durable and, when a commit gate is set, released by it.
+//
+// An error wrapping ErrNotAcknowledged means the gate refused the
+// transaction: it is durable and stays queued, invisible, until a later
+// gate call releases it, so the caller must report the outcome as unknown
+// rather than as a failure.
 func (t *Txn) TpcFinishWith(onPublish PublishFunc) (Tid, error) {
 	s := t.s
 	s.finishing.Add(1)
@@ -324,9 +344,12 @@ func (t *Txn) TpcFinishWith(onPublish PublishFunc) (Tid, error) {
 		return 0, s.failPending(err)
 	}
 	s.publishDurable()
-	<-t.published
+	<-t.done
 	if p := s.failed.Load(); p != nil {
 		return 0, *p
+	}
+	if t.doneErr != nil {
+		return 0, t.doneErr
 	}
 	return t.tid, nil
 }
@@ -348,7 +371,7 @@ func (t *Txn) TpcFinishQueued(onPublish PublishFunc) (Tid, error) {
 		return 0, t.fail(err)
 	}
 	t.onPublish = onPublish
-	t.published = make(chan struct{})
+	t.done = make(chan struct{})
 	s.queueFinished(t)
 	t.state = txnDone
 	t.release()

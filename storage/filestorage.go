@@ -54,10 +54,12 @@ type FileStorage struct {
 	// published end when transactions are finishing. Guarded by
 	// ownership of commitLock.
 	writeEnd int64
-	// dur, pending and publishMu implement group commit (groupcommit.go).
+	// dur, pending and publishMu implement group commit (groupcommit.go),
+	// gate the commit gate (gate.go).
 	dur       durability
 	pending   pendingSet
 	publishMu sync.Mutex
+	gate      gateState
 	// finishing counts committers waiting for durability, so that Close
 	// lets them complete.
 	finishing sync.WaitGroup
@@ -85,6 +87,8 @@ func Open(path string, opts Options) (*FileStorage, error) {
 		commitLock: make(chan struct{}, 1),
 	}
 	s.dur.cond = sync.NewCond(&s.dur.mu)
+	s.dur.changed = make(chan struct{})
+	s.gate.init()
 	if s.log == nil {
 		s.log = hclog.NewNullLogger()
 	}
@@ -473,15 +477,27 @@ func (s *FileStorage) Close() error {
 		t.TpcAbort()
 	}
 	s.commitLock <- struct{}{}
+	// A gate call may block for as long as secondaries are away; its
+	// committers are told ErrNotAcknowledged.
+	s.stopPublisher()
 	s.finishing.Wait()
 	var err error
 	if !s.readOnly && s.failed.Load() == nil {
 		// Transactions finished with TpcFinishQueued and not yet flushed.
 		err = s.Flush()
 	}
-	if err == nil && !s.readOnly && s.failed.Load() == nil {
+	if !s.readOnly && s.failed.Load() == nil {
+		// Transactions the gate never released are durable past the
+		// index's end, so reopening finds and publishes them; the index
+		// itself is sound either way.
+		if n := s.unpublishedCount(); n > 0 {
+			s.log.Warn("closing with durable transactions the commit gate did not release; they will be visible after reopening",
+				"path", s.path, "transactions", n)
+		}
 		s.mu.RLock()
-		err = writeIndexFile(s.path+".index", s.idx, s.pos)
+		if ierr := writeIndexFile(s.path+".index", s.idx, s.pos); err == nil {
+			err = ierr
+		}
 		s.mu.RUnlock()
 	}
 	s.mu.Lock()

@@ -10,6 +10,11 @@ import (
 // then makes durable transactions visible in order. Writers see queued
 // transactions through latestPos, so conflict checks and backpointers
 // account for them before readers do.
+//
+// With a commit gate (gate.go) a durable transaction is published only
+// once the gate releases it; until then it stays queued, readable only
+// through IterateDurable (the replication feed), and later transactions
+// keep committing behind it.
 
 // durability tracks which prefix of the file is on stable storage.
 type durability struct {
@@ -19,6 +24,7 @@ type durability struct {
 	durable  int64 // every byte before this is fsynced
 	syncing  bool
 	err      error
+	changed  chan struct{} // closed and replaced when durable advances
 }
 
 // pendingSet holds finished transactions waiting to be published.
@@ -83,25 +89,44 @@ func (s *FileStorage) makeDurable(end int64) error {
 		d.syncing = false
 		if err != nil {
 			d.err = err
-		} else {
-			d.durable = max(d.durable, target)
+		} else if target > d.durable {
+			d.durable = target
+			close(d.changed)
+			d.changed = make(chan struct{})
 		}
 		d.cond.Broadcast()
 	}
 	return nil
 }
 
+// durableEnd returns the end of the durable prefix of the file: a
+// transaction boundary at or after the published end.
+func (s *FileStorage) durableEnd() int64 {
+	s.dur.mu.Lock()
+	defer s.dur.mu.Unlock()
+	return s.dur.durable
+}
+
 // publishDurable publishes, in order, every queued transaction that is
-// durable, and wakes their committers.
+// durable, and wakes their committers. With a commit gate the publisher
+// goroutine does it instead, since a gate call may block for long.
 func (s *FileStorage) publishDurable() {
+	if s.commitGate() != nil {
+		s.handToPublisher()
+		return
+	}
 	s.publishMu.Lock()
 	defer s.publishMu.Unlock()
-	s.dur.mu.Lock()
-	durable := s.dur.durable
-	s.dur.mu.Unlock()
+	s.publishUpTo(s.durableEnd())
+}
+
+// publishUpTo publishes, in order, the queued transactions that end at or
+// before end, which must be durable, and wakes their committers. The
+// caller holds publishMu.
+func (s *FileStorage) publishUpTo(end int64) {
 	s.pending.mu.Lock()
 	n := 0
-	for n < len(s.pending.queue) && s.pending.queue[n].end <= durable {
+	for n < len(s.pending.queue) && s.pending.queue[n].end <= end {
 		n++
 	}
 	ready := append([]*Txn(nil), s.pending.queue[:n]...)
@@ -109,7 +134,7 @@ func (s *FileStorage) publishDurable() {
 	if len(ready) == 0 {
 		return
 	}
-	end := ready[len(ready)-1].end
+	end = ready[len(ready)-1].end
 	s.mu.RLock()
 	mapped := len(s.mapped)
 	s.mu.RUnlock()
@@ -134,8 +159,14 @@ func (s *FileStorage) publishDurable() {
 
 	// Readers now find these records in the index; writers no longer
 	// need the queue's entries unless a newer queued record replaced them.
+	// Only this function and failPending (both under publishMu) remove
+	// entries, so the queue still starts with ready.
 	s.pending.mu.Lock()
 	s.pending.queue = s.pending.queue[n:]
+	if len(s.pending.queue) == 0 {
+		// Offsets can be reused once nothing is queued (a rewind).
+		s.gate.toldEnd = 0
+	}
 	for _, t := range ready {
 		for oid, pos := range t.written {
 			if s.pending.latest[oid] == pos {
@@ -145,11 +176,13 @@ func (s *FileStorage) publishDurable() {
 	}
 	s.pending.mu.Unlock()
 	for _, t := range ready {
-		close(t.published)
+		t.settle(nil)
 	}
 }
 
-// Flush makes every finished transaction durable and visible.
+// Flush makes every finished transaction durable and visible. With a
+// commit gate it waits for the gate's decision on them: an error wrapping
+// ErrNotAcknowledged means they are durable but still invisible.
 func (s *FileStorage) Flush() error {
 	s.dur.mu.Lock()
 	end := s.dur.finished
@@ -157,11 +190,34 @@ func (s *FileStorage) Flush() error {
 	if err := s.makeDurable(end); err != nil {
 		return s.failPending(err)
 	}
+	last := s.lastQueuedUpTo(end)
 	s.publishDurable()
+	if last != nil {
+		<-last.done
+	}
 	if p := s.failed.Load(); p != nil {
 		return *p
 	}
+	if last != nil && last.doneErr != nil && s.Size() < last.end {
+		// Refused, then or earlier, and still not published.
+		return last.doneErr
+	}
 	return nil
+}
+
+// lastQueuedUpTo returns the newest queued transaction ending at or
+// before end, or nil.
+func (s *FileStorage) lastQueuedUpTo(end int64) *Txn {
+	s.pending.mu.Lock()
+	defer s.pending.mu.Unlock()
+	var last *Txn
+	for _, t := range s.pending.queue {
+		if t.end > end {
+			break
+		}
+		last = t
+	}
+	return last
 }
 
 // pendingTxn returns the position of a finished, unpublished transaction.
@@ -181,13 +237,16 @@ func (s *FileStorage) pendingTxn(tid Tid) (int64, bool) {
 // fails.
 func (s *FileStorage) failPending(err error) error {
 	s.failed.CompareAndSwap(nil, &err)
+	// publishMu keeps a publication from interleaving with the removal.
+	s.publishMu.Lock()
+	defer s.publishMu.Unlock()
 	s.pending.mu.Lock()
 	queue := s.pending.queue
 	s.pending.queue = nil
 	s.pending.latest = nil
 	s.pending.mu.Unlock()
 	for _, t := range queue {
-		close(t.published)
+		t.settle(err)
 	}
 	return err
 }

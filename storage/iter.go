@@ -164,6 +164,10 @@ type Iterator struct {
 	stop Tid
 	w    *window
 	err  error
+	// durable iterators (IterateDurable) also yield transactions that
+	// are durable but not yet published, skipping those before start.
+	durable bool
+	start   Tid
 }
 
 // Iterate returns an iterator over the transactions with start ≤ tid ≤ stop
@@ -179,6 +183,36 @@ func (s *FileStorage) Iterate(start, stop Tid) (*Iterator, error) {
 	return &Iterator{s: s, pos: pos, stop: stop, w: newWindow(s.file, 0)}, nil
 }
 
+// IterateDurable returns an iterator over the transactions with tid ≥
+// start that are durable, including those not yet published (held by the
+// commit gate or about to be published). It is for the replication feed,
+// which must send a transaction to synchronous secondaries before the
+// gate lets clients see it; wait on DurableChanged at the end. Nothing
+// else may expose what it yields: a durable transaction is not
+// acknowledged, and the gate may never release it in this process.
+func (s *FileStorage) IterateDurable(start Tid) (*Iterator, error) {
+	it, err := s.Iterate(start, 0)
+	if err != nil {
+		return nil, err
+	}
+	// seekTid only knows published transactions; later ones are skipped
+	// by tid.
+	it.durable, it.start = true, start
+	return it, nil
+}
+
+// end returns how far the iterator may read: the published end, or for a
+// durable iterator the durable end. Both only grow (until a rewind) and
+// the file always holds the bytes before them.
+func (it *Iterator) end() int64 {
+	if it.durable {
+		return it.s.durableEnd()
+	}
+	it.s.mu.RLock()
+	defer it.s.mu.RUnlock()
+	return it.s.pos
+}
+
 // Next returns the next transaction, or io.EOF when there is none yet.
 func (it *Iterator) Next() (*TxnRecord, error) {
 	if it.err != nil {
@@ -189,9 +223,7 @@ func (it *Iterator) Next() (*TxnRecord, error) {
 		return nil, ErrClosed
 	}
 	for {
-		s.mu.RLock()
-		end := s.pos
-		s.mu.RUnlock()
+		end := it.end()
 		if it.pos >= end {
 			return nil, io.EOF
 		}
@@ -218,7 +250,7 @@ func (it *Iterator) Next() (*TxnRecord, error) {
 			if dh.PLen > 0 {
 				d.Data = payload
 			} else if d.Back = int64(binary.BigEndian.Uint64(payload)); d.Back != 0 {
-				if err := s.resolveBack(&d); err != nil {
+				if err := s.resolveBack(&d, it.durable); err != nil {
 					return err
 				}
 			}
@@ -229,7 +261,7 @@ func (it *Iterator) Next() (*TxnRecord, error) {
 			return nil, it.fail(err)
 		}
 		it.pos = v.end()
-		if h.Status == StatusUndone {
+		if h.Status == StatusUndone || (it.durable && h.Tid < it.start) {
 			continue
 		}
 		rec.TxnInfo = TxnInfo{Tid: h.Tid, User: v.user(), Description: v.description(), Extension: v.extension()}
@@ -243,16 +275,23 @@ func (it *Iterator) fail(err error) error {
 }
 
 // resolveBack fills in the data and data transaction of a backpointer
-// record.
-func (s *FileStorage) resolveBack(d *DataRecord) error {
+// record. With durable, the record may point into transactions that are
+// durable but not yet published.
+func (s *FileStorage) resolveBack(d *DataRecord, durable bool) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	r, err := s.readRecord(d.Back, d.Oid)
+	// The bound is read under s.mu so that the mapping, which is only
+	// used when it covers the bound, cannot change meanwhile.
+	end := s.pos
+	if durable {
+		end = max(end, s.durableEnd())
+	}
+	r, err := s.readRecordData(d.Back, d.Oid, true, end)
 	if err != nil {
 		return err
 	}
 	d.DataTxn = r.Tid
-	data, err := s.recordData(r)
+	data, err := s.recordDataUpTo(r, end)
 	if err == nil {
 		d.Data = data
 		return nil

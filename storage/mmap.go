@@ -9,8 +9,10 @@ import (
 // space than the file uses and is replaced by a larger one when the file
 // outgrows it. It is only touched under FileStorage.mu: readers hold the
 // read lock while they copy, so a writer holding the lock can swap or
-// unmap it safely. Only committed bytes (below FileStorage.pos) are ever
-// read, which the file always contains, so no access faults.
+// unmap it safely. Only bytes below a bound the file always contains are
+// ever read: the published end (FileStorage.pos), or for the replication
+// feed's durable iterator the durable end, read under the same lock; and
+// the mapping is used only when it covers the bound. So no access faults.
 
 // minMapSize is the smallest mapping: address space, not memory.
 const minMapSize = 1 << 30

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/urfave/cli/v2"
 
 	"github.com/zrs-go/zrs/registry"
@@ -44,7 +45,11 @@ func runStatus(c *cli.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
 	defer cancel()
-	s, err := registry.Connect(ctx, cfg, logger(c))
+	log := logger(c)
+	if !c.IsSet("log-level") {
+		log.SetLevel(hclog.Warn) // the table is the output; session chatter is noise
+	}
+	s, err := registry.Connect(ctx, cfg, log)
 	if err != nil {
 		return fmt.Errorf("status: ZooKeeper %s: %w", strings.Join(cfg.Servers, ","), err)
 	}
