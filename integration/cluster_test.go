@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -43,16 +44,10 @@ func TestClusterElectsOnePrimary(t *testing.T) {
 		return primaries == 1
 	}, cl.Status)
 
+	checkProviders(t, cl, p)
 	s := cl.Session()
 	paths := s.Paths()
-	providers, _, err := s.Conn().Children(paths.Providers)
-	if err != nil {
-		t.Fatal(err)
-	}
 	recs, _ := cl.Records(ctx)
-	if want := []string{recs[p.Name()].ZEO}; !slices.Equal(providers, want) {
-		t.Errorf("providers/ = %v, want the primary's ZEO address %v", providers, want)
-	}
 	WaitFor(t, 10*time.Second, "secondaries under readonly/providers", func() bool {
 		ro, _, err := s.Conn().Children(paths.ReadOnlyProviders)
 		return err == nil && len(ro) == 2 && !slices.Contains(ro, recs[p.Name()].ZEO)
@@ -119,6 +114,7 @@ func TestClusterKillPrimaryRejoins(t *testing.T) {
 	if newEpoch <= epoch {
 		t.Fatalf("new primary's epoch %d is not above the old %d", newEpoch, epoch)
 	}
+	checkProviders(t, cl, p)
 	c = dialWriter(t, ctx, p)
 	for i := 20; i < 30; i++ {
 		tid, _, err := commitNew(ctx, c, writerOid(i), writerData(i))
@@ -402,6 +398,10 @@ func TestClusterSyncFailoverUnderLoad(t *testing.T) {
 
 	w := startWriter(ctx, dialCluster(t, ctx, cl), 0)
 	w.waitCommitted(t, 50)
+	sync, err := cl.Session().ReadSync(ctx)
+	if err != nil || sync.Epoch != epoch || sync.Primary != old.Name() || len(sync.Members) == 0 {
+		t.Fatalf("sync znode %+v (%v): want epoch %d, primary %s and a member\n%s", sync, err, epoch, old.Name(), cl.Status())
+	}
 	killedAt := w.committed.Load()
 	old.Kill()
 	p, newEpoch := cl.WaitPrimary(electionTimeout, old)
@@ -434,4 +434,18 @@ func TestClusterSyncFailoverUnderLoad(t *testing.T) {
 			SameFile(t, p.DataPath(), n.DataPath())
 		}
 	}
+}
+
+// checkProviders checks what a zc.zkzeo client looks up, the children of
+// providers/: exactly the primary's ZEO address, once the primary has
+// published it (the old primary's entry goes with its session).
+func checkProviders(t *testing.T, cl *Cluster, p *Node) {
+	t.Helper()
+	s := cl.Session()
+	var providers []string
+	WaitFor(t, electionTimeout, "providers/ to name only the primary", func() bool {
+		var err error
+		providers, _, err = s.Conn().Children(s.Paths().Providers)
+		return err == nil && slices.Equal(providers, []string{p.ZEOAddr})
+	}, func() string { return fmt.Sprintf("providers/ = %v, primary %s at %s", providers, p.Name(), p.ZEOAddr) })
 }

@@ -556,3 +556,18 @@ func finishFrame(frame []byte) []byte {
 	frame[0], frame[1], frame[2], frame[3] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
 	return frame
 }
+
+// DropSecondaries closes every replication connection, so that each
+// secondary reconnects and repeats the handshake; after this node's data
+// was rewound, a stream positioned in the removed part must not go on.
+func (f *Feed) DropSecondaries() {
+	f.mu.Lock()
+	conns := make([]net.Conn, 0, len(f.conns))
+	for nc := range f.conns {
+		conns = append(conns, nc)
+	}
+	f.mu.Unlock()
+	for _, nc := range conns {
+		nc.Close()
+	}
+}

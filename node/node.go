@@ -76,7 +76,10 @@ func New(cfg *Config, log hclog.Logger) (*Node, error) {
 		fc := FeedConfig{Storage: store, Logger: log.Named("feed"), KeepAlive: rep.KeepAlive()}
 		if n.cluster != nil {
 			fc.Epoch = n.cluster.servedEpoch
-			// TODO(sync): fc.Synchronous, Strict, CommitTimeout, OnSyncChange
+			fc.Synchronous = rep.Synchronous
+			fc.Strict = rep.SynchronousStrict
+			fc.CommitTimeout = rep.CommitTimeoutDuration()
+			fc.OnSyncChange = n.cluster.writeSync
 		}
 		n.feed = NewFeed(fc)
 		if n.feedLn, err = listen(rep.ReplicateTo); err != nil {
@@ -103,7 +106,12 @@ func New(cfg *Config, log hclog.Logger) (*Node, error) {
 			rc.MinBackoff = 100 * time.Millisecond
 			rc.MaxBackoff = 2 * time.Second
 			rc.Rewind = true
-			rc.OnRewind = func(storage.RewindResult) { n.zeo.Rewound() }
+			rc.OnRewind = func(storage.RewindResult) {
+				n.zeo.Rewound()
+				if n.feed != nil {
+					n.feed.DropSecondaries()
+				}
+			}
 		}
 		n.replica = NewReplica(rc, rep.ReplicateFrom)
 	}

@@ -8,7 +8,7 @@ import (
 
 // setEpoch tells the ZEO service the epoch the node serves or follows, for
 // clients that refuse servers of an older epoch.
-func (n *Node) setEpoch(e uint64) { /* TODO(epoch): n.zeo.SetEpoch(e) */ }
+func (n *Node) setEpoch(e uint64) { n.zeo.SetEpoch(e) }
 
 // startSync turns on synchronous replication for a new primary's term:
 // the sync znode names this primary with no members yet (secondaries join
@@ -20,11 +20,17 @@ func (n *Node) startSync(ctx context.Context, sess *registry.Session, term regis
 	if err := sess.WriteSync(ctx, term, registry.SyncRecord{Primary: n.cfg.Name, Members: []string{}}); err != nil {
 		return err
 	}
-	// TODO(sync): n.store.SetCommitGate(n.feed.Gate())
+	n.store.SetCommitGate(n.feed.Gate())
 	return nil
 }
 
-// stopSync stops gating commits on acknowledgements (demotion).
+// stopSync stops gating commits on acknowledgements (demotion). Commits
+// still held for acknowledgements are published locally: their clients
+// were dropped first, so none of them is acknowledged, and the rejoin
+// handshake moves whatever the new primary lacks into a side file.
 func (n *Node) stopSync() {
-	// TODO(sync): n.store.SetCommitGate(nil)
+	if n.feed != nil {
+		n.feed.StopSync()
+	}
+	n.store.SetCommitGate(nil)
 }

@@ -52,7 +52,12 @@ func (c *zeoConn) serve(ctx context.Context) {
 	defer c.srv.dropConn(c)
 	defer c.nc.Close()
 	writerDone := make(chan error, 1)
-	go func() { writerDone <- c.out.writeTo(c.nc) }()
+	go func() {
+		err := c.out.writeTo(c.nc)
+		// A drained, closed queue ends the connection (closeAfterReplies).
+		c.nc.Close()
+		writerDone <- err
+	}()
 	err := c.readLoop(ctx)
 	c.abortTxn()
 	c.out.close()
@@ -69,6 +74,10 @@ func (c *zeoConn) serve(ctx context.Context) {
 		c.log.Warn("closing connection", "error", err)
 	}
 }
+
+// closeAfterReplies ends the connection once the replies queued so far
+// are written.
+func (c *zeoConn) closeAfterReplies() { c.out.close() }
 
 func (c *zeoConn) readLoop(ctx context.Context) error {
 	// Buffered, so that a small frame costs one read system call, not

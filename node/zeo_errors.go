@@ -31,7 +31,7 @@ func errorReply(err error) zeo.Tuple {
 			"class_name", nil,
 			"serials", zeo.Tuple{conflict.Committed.Bytes(), conflict.Given.Bytes()},
 		)}
-	case errors.Is(err, ErrTransient):
+	case errors.Is(err, ErrTransient), errors.Is(err, storage.ErrNotAcknowledged), errors.Is(err, ErrSyncTimeout):
 		return zeo.Tuple{"ZODB.POSException.StorageTransientError", zeo.Tuple{err.Error()}}
 	case errors.Is(err, storage.ErrReadOnly):
 		return zeo.Tuple{"ZODB.POSException.ReadOnlyError", zeo.Tuple{}}

@@ -384,6 +384,14 @@ func (c *zeoConn) tpcFinish(_ context.Context, msgid any, args []any) (any, erro
 		c.srv.invalidate(c, tid, t.invalidated)
 	})
 	c.clearTxn()
+	if errors.Is(err, storage.ErrNotAcknowledged) {
+		// Durable here but not acknowledged by synchronous secondaries:
+		// it may still become visible, without an invalidation to this
+		// committer, so the client must reconnect and revalidate.
+		_ = c.replyError(msgid, err)
+		c.closeAfterReplies()
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
