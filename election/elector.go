@@ -180,6 +180,22 @@ func (e *Elector) maybeRun(v View) (Action, bool) {
 		e.why = "primary missing; waiting until this node has applied what it received"
 		return nil, false
 	}
+	if sw := v.Switchover; sw != nil && sw.Epoch == v.Epoch {
+		if _, alive := v.Nodes[sw.To]; alive {
+			if sw.To != e.self {
+				e.why = fmt.Sprintf("primary missing: switchover from %s to %s at epoch %d in progress; not running", sw.From, sw.To, sw.Epoch)
+				return nil, false
+			}
+			a := RunForPrimary{Epoch: v.Epoch, EpochVersion: v.EpochVersion, NewEpoch: v.Epoch + 1,
+				Reason: fmt.Sprintf("switchover from %s (epoch %d) to this node", sw.From, sw.Epoch)}
+			e.why = a.Reason
+			return a, true
+		}
+	}
+	if v.Paused {
+		e.why = "primary missing; the cluster is paused for maintenance: no automatic failover"
+		return nil, false
+	}
 	if waited := v.Now.Sub(e.missingSince); waited < e.cfg.SettleDelay {
 		e.deadline = e.missingSince.Add(e.cfg.SettleDelay)
 		e.why = fmt.Sprintf("primary missing since %s; settling for %v more so peers publish their last tid",

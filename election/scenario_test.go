@@ -588,3 +588,53 @@ func (s *sim) electFirst2(winner string) {
 	s.want(winner, "run 1")
 	s.want(winner, "promote 1")
 }
+
+func TestScenarioSwitchoverRunsOnlyTheTargetAtOnce(t *testing.T) {
+	s := newSim(t, "a", "b", "c")
+	s.electFirst("a")
+	s.commit(tid(1), "b", "c")
+	// The operator asks a to hand over to c; a waited for c to hold
+	// everything, then resigns.
+	s.switchover = &SwitchoverInfo{From: "a", To: "c", Epoch: s.epoch}
+	s.resign("a")
+	s.want("a", "demote")
+	wantWhy(t, s.node("a").e, "switchover from a to c")
+	s.wantNothing("b") // b is as fresh and ranks higher by name, but is not the target
+	wantWhy(t, s.node("b").e, "switchover")
+	s.want("c", "run 2") // no settle delay: the target's data is complete
+	s.want("c", "promote 2")
+	s.want("a", "follow c@2")
+	s.want("b", "follow c@2")
+	// The request is stale now: a later failure elects by the usual rules.
+	s.kill("c")
+	s.wantNothing("a", "b")
+	s.advance(DefaultSettleDelay)
+	s.want("a", "run 3")
+}
+
+func TestScenarioSwitchoverToDeadTargetFallsBackToRules(t *testing.T) {
+	s := newSim(t, "a", "b", "c")
+	s.electFirst("a")
+	s.switchover = &SwitchoverInfo{From: "a", To: "c", Epoch: s.epoch}
+	s.kill("c")
+	s.kill("a")
+	s.wantNothing("b")
+	s.advance(DefaultSettleDelay)
+	s.want("b", "run 2")
+}
+
+func TestScenarioPausedClusterDoesNotFailOver(t *testing.T) {
+	s := newSim(t, "a", "b", "c")
+	s.electFirst("a")
+	s.paused = true
+	s.kill("a")
+	s.wantNothing("b", "c")
+	s.advance(10 * DefaultSettleDelay)
+	s.wantNothing("b", "c")
+	wantWhy(t, s.node("b").e, "paused")
+	// Resuming lets the election happen; the settle delay has long passed.
+	s.paused = false
+	s.want("b", "run 2")
+	s.want("b", "promote 2")
+	s.want("c", "follow b@2")
+}

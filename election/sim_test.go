@@ -26,6 +26,9 @@ type sim struct {
 	sync     *SyncInfo
 	syncMode bool
 
+	paused     bool
+	switchover *SwitchoverInfo
+
 	sessions int // last session id handed out
 	nodes    map[string]*simNode
 }
@@ -90,6 +93,7 @@ func (s *sim) view(name string) View {
 		Self: name, Connected: me.alive && me.connected, Nodes: map[string]NodeInfo{},
 		Epoch: s.epoch, EpochVersion: s.version, SyncMode: s.syncMode,
 		LastSeenPrimaryTid: me.lastSeen, ConfiguredUpstream: me.upstream, Now: s.now,
+		Paused: s.paused, Switchover: s.switchover,
 	}
 	for other, n := range s.nodes {
 		if n.registered() {
@@ -186,6 +190,15 @@ func (s *sim) expire(name string) {
 		s.primary = nil
 	}
 	n.session = 0
+}
+
+// resign deletes the primary znode, as a primary handing over does.
+func (s *sim) resign(name string) {
+	s.t.Helper()
+	if s.primary == nil || s.primary.info.Name != name {
+		s.t.Fatalf("%s resigns but is not the primary", name)
+	}
+	s.primary = nil
 }
 
 // heal reconnects node name, with a new session if the old one expired

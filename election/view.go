@@ -97,4 +97,21 @@ type View struct {
 	ConfiguredUpstream string
 	// Now is the time of the view, used to measure the settle delay.
 	Now time.Time
+	// Paused reports maintenance mode: no node runs for primary on its
+	// own while the primary is missing (a planned switchover still runs).
+	Paused bool
+	// Switchover is an operator's request that the primary of epoch
+	// Switchover.Epoch hand over to Switchover.To; nil when there is none.
+	Switchover *SwitchoverInfo
+}
+
+// SwitchoverInfo is a planned change of primary: From, the primary of
+// Epoch, hands over to To. Once the primary znode is gone at that epoch,
+// only To runs for primary, at once (its data is complete: the old primary
+// waited for it before resigning). A request for an older epoch is stale
+// and ignored.
+type SwitchoverInfo struct {
+	From  string
+	To    string
+	Epoch uint64
 }

@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -448,4 +449,103 @@ func checkProviders(t *testing.T, cl *Cluster, p *Node) {
 		providers, _, err = s.Conn().Children(s.Paths().Providers)
 		return err == nil && slices.Equal(providers, []string{p.ZEOAddr})
 	}, func() string { return fmt.Sprintf("providers/ = %v, primary %s at %s", providers, p.Name(), p.ZEOAddr) })
+}
+
+// zrsCluster runs a zrs command against the cluster.
+func (cl *Cluster) zrs(args ...string) (string, error) {
+	args = append([]string{args[0], "--zookeeper", strings.Join(cl.ZK.Servers(), ","), "--root", cl.Root}, args[1:]...)
+	out, err := exec.Command(Binary(cl.t), args...).CombinedOutput()
+	return string(out), err
+}
+
+// TestClusterSwitchover hands the primary role over with `zrs switchover`
+// under a write load with synchronous = 1: no acknowledged commit is
+// lost, the old primary follows the new one, and the write pause the
+// client saw is reported.
+func TestClusterSwitchover(t *testing.T) {
+	zk := ZKStandalone(t)
+	cl := StartCluster(t, zk, 3, func(_ int, c *Config) { c.Synchronous = 1 })
+	old, epoch := cl.WaitPrimary(electionTimeout)
+	ctx := testContext(t, 3*time.Minute)
+	target := cl.Nodes[(slices.Index(cl.Nodes, old)+1)%3]
+
+	if out, err := cl.zrs("switchover", "--to", old.Name()); err == nil || !strings.Contains(out, "is the primary already") {
+		t.Fatalf("switchover to the primary itself: %v\n%s", err, out)
+	}
+
+	c := dialCluster(t, ctx, cl)
+	acks := &ackLog{}
+	w := startWriter(ctx, c, 0)
+	go func() {
+		seen := int64(0)
+		for {
+			select {
+			case <-w.done:
+				return
+			case <-time.After(time.Millisecond):
+			}
+			if n := w.committed.Load(); n > seen {
+				seen = n
+				acks.add(time.Now(), c.ServerAddr())
+			}
+		}
+	}()
+	w.waitCommitted(t, 100)
+	requested := time.Now()
+	out, err := cl.zrs("switchover", "--to", target.Name())
+	if err != nil {
+		t.Fatalf("zrs switchover: %v\n%s", err, out)
+	}
+	t.Logf("zrs switchover:\n%s", out)
+	p, newEpoch := cl.WaitPrimary(electionTimeout, old)
+	if p != target || newEpoch != epoch+1 {
+		t.Fatalf("primary %s at epoch %d, want %s at %d", p.Name(), newEpoch, target.Name(), epoch+1)
+	}
+	n := w.committed.Load()
+	w.waitCommitted(t, n+100)
+	tids := w.finish(t)
+	_, gap, ok := acks.after(requested, old.ZEOAddr)
+	if !ok {
+		t.Fatal("no commit acknowledged by the new primary")
+	}
+	t.Logf("write pause seen by the client during the switchover: %v (%d commits, %d retried attempts)",
+		gap.Round(time.Millisecond), len(tids), w.retries.Load())
+	checkWriterObjects(t, ctx, p, tids)
+	WaitFor(t, electionTimeout, "the old primary to follow the new one", func() bool {
+		recs, err := cl.Records(ctx)
+		r := recs[old.Name()]
+		return err == nil && r.Role == registry.RoleSecondary && r.Upstream == target.Name()
+	}, cl.Status)
+	if ctl, err := cl.Session().ReadControl(ctx); err != nil || ctl.Switchover != nil {
+		t.Errorf("switchover request left behind: %+v %v", ctl.Switchover, err)
+	}
+}
+
+// TestClusterPauseBlocksFailover pauses the cluster, kills the primary:
+// nobody takes over while paused; `zrs resume` lets the election happen.
+func TestClusterPauseBlocksFailover(t *testing.T) {
+	zk := ZKStandalone(t)
+	cl := StartCluster(t, zk, 3, nil)
+	old, _ := cl.WaitPrimary(electionTimeout)
+	ctx := testContext(t, 2*time.Minute)
+	if out, err := cl.zrs("pause"); err != nil {
+		t.Fatalf("zrs pause: %v\n%s", err, out)
+	}
+	if status := cl.Status(); !strings.Contains(status, "PAUSED") {
+		t.Fatalf("zrs status does not show the pause:\n%s", status)
+	}
+	old.Kill()
+	// Several session timeouts and settle delays: an unpaused cluster
+	// would have elected a new primary long before.
+	time.Sleep(8 * time.Second)
+	if p, _, err := cl.Primary(ctx); err != nil || p != nil {
+		t.Fatalf("primary %v (err %v) while paused", p, err)
+	}
+	if out, err := cl.zrs("resume"); err != nil {
+		t.Fatalf("zrs resume: %v\n%s", err, out)
+	}
+	p, _ := cl.WaitPrimary(electionTimeout, old)
+	if err := tryCommit(ctx, p, writerOid(1)); err != nil {
+		t.Fatalf("commit on %s after resume: %v", p.Name(), err)
+	}
 }

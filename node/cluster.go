@@ -54,6 +54,7 @@ type cluster struct {
 	havePrim bool
 	ep       registry.Epoch
 	sync     registry.SyncRecord
+	control  registry.Control
 
 	term registry.Term // the term won, while primary or fenced (under mu)
 
@@ -127,9 +128,10 @@ func (c *cluster) run(ctx context.Context) error {
 		stopWatches()
 		wg.Wait()
 	}()
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); sess.WatchPrimary(wctx, c.onPrimary) }()
 	go func() { defer wg.Done(); sess.WatchNodes(wctx, c.onNodes) }()
+	go func() { defer wg.Done(); sess.WatchControl(wctx, c.onControl) }()
 
 	tick := time.NewTicker(recordEvery)
 	defer tick.Stop()
@@ -195,6 +197,13 @@ func (c *cluster) onPrimary(v registry.PrimaryView) {
 func (c *cluster) onNodes(recs []registry.NodeRecord) {
 	c.mu.Lock()
 	c.nodes, c.haveNode = recs, true
+	c.mu.Unlock()
+	c.wake()
+}
+
+func (c *cluster) onControl(ctl registry.Control) {
+	c.mu.Lock()
+	c.control = ctl
 	c.mu.Unlock()
 	c.wake()
 }
@@ -268,6 +277,12 @@ func (c *cluster) view(st registry.Status) election.View {
 	if r := c.n.replica; r != nil {
 		v.LastSeenPrimaryTid = r.Lag().UpstreamLast
 	}
+	if m := c.control.Maintenance; m != nil {
+		v.Paused = m.Paused
+	}
+	if sw := c.control.Switchover; sw != nil {
+		v.Switchover = &election.SwitchoverInfo{From: sw.From, To: sw.To, Epoch: sw.Epoch}
+	}
 	return v
 }
 
@@ -283,6 +298,7 @@ func (c *cluster) step(ctx context.Context, sess *registry.Session) {
 	if c.verifyAgain {
 		c.verify(ctx, sess)
 	}
+	c.maybeHandOver(ctx, sess)
 	v := c.view(st)
 	if v.Primary != nil {
 		c.noteEpoch(v.Primary.Epoch)
@@ -366,6 +382,7 @@ func (c *cluster) promote(ctx context.Context, sess *registry.Session, st regist
 	}
 	c.setRole(election.Primary, "")
 	c.log.Info("promoted: serving commits as primary", "epoch", a.Epoch, "last_tid", c.n.store.LastTransaction())
+	c.clearDoneSwitchover(ctx, sess)
 }
 
 // follow (re-)points replication at a.ReplAddr as a read-only secondary.

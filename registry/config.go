@@ -130,6 +130,8 @@ type Paths struct {
 	Providers         string // children: the primary's ZEO address (zc.zkzeo)
 	ReadOnly          string // parent of ReadOnlyProviders
 	ReadOnlyProviders string // children: secondaries' ZEO addresses (zc.zkzeo)
+	Maintenance       string // persistent, optional: automatic failover paused
+	Switchover        string // persistent, optional: a planned change of primary
 }
 
 // PathsUnder returns the paths of the cluster rooted at root.
@@ -143,6 +145,8 @@ func PathsUnder(root string) Paths {
 		Providers:         root + "/providers",
 		ReadOnly:          root + "/readonly",
 		ReadOnlyProviders: root + "/readonly/providers",
+		Maintenance:       root + "/maintenance",
+		Switchover:        root + "/switchover",
 	}
 }
 

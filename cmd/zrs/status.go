@@ -24,35 +24,52 @@ func statusCommand() *cli.Command {
 			"holder of the primary znode is marked *), the epoch it has seen, its last\n" +
 			"transaction and that transaction's time, how far it is behind the primary, its\n" +
 			"upstream, and whether it is a member of the synchronous set.",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "zookeeper", Aliases: []string{"zk"}, Required: true, Usage: "comma-separated ZooKeeper `HOSTS` (host:port)"},
-			&cli.StringFlag{Name: "root", Usage: "the cluster's root `PATH` (default /zrs/<cluster>)"},
-			&cli.StringFlag{Name: "cluster", Value: "main", Usage: "cluster `NAME`, used when --root is not given"},
-			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "how long to wait for ZooKeeper"},
-		},
+		Flags:  clusterFlags(),
 		Action: runStatus,
 	}
 }
 
-func runStatus(c *cli.Context) error {
+// clusterFlags are the flags of commands that talk to a cluster's
+// ZooKeeper.
+func clusterFlags(extra ...cli.Flag) []cli.Flag {
+	return append([]cli.Flag{
+		&cli.StringFlag{Name: "zookeeper", Aliases: []string{"zk"}, Required: true, Usage: "comma-separated ZooKeeper `HOSTS` (host:port)"},
+		&cli.StringFlag{Name: "root", Usage: "the cluster's root `PATH` (default /zrs/<cluster>)"},
+		&cli.StringFlag{Name: "cluster", Value: "main", Usage: "cluster `NAME`, used when --root is not given"},
+		&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "how long to wait for ZooKeeper"},
+	}, extra...)
+}
+
+// connectCluster opens a ZooKeeper session for a cluster command; the
+// context ends after --timeout.
+func connectCluster(c *cli.Context) (*registry.Session, context.Context, context.CancelFunc, error) {
 	cfg := registry.Config{
 		Servers: strings.Split(c.String("zookeeper"), ","),
 		Cluster: c.String("cluster"),
 		Root:    c.String("root"),
 	}.WithDefaults()
 	if err := cfg.Validate(); err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
-	defer cancel()
 	log := logger(c)
 	if !c.IsSet("log-level") {
-		log.SetLevel(hclog.Warn) // the table is the output; session chatter is noise
+		log.SetLevel(hclog.Warn) // the command's output is what matters; session chatter is noise
 	}
 	s, err := registry.Connect(ctx, cfg, log)
 	if err != nil {
-		return fmt.Errorf("status: ZooKeeper %s: %w", strings.Join(cfg.Servers, ","), err)
+		cancel()
+		return nil, nil, nil, fmt.Errorf("%s: ZooKeeper %s: %w", c.Command.Name, strings.Join(cfg.Servers, ","), err)
 	}
+	return s, ctx, cancel, nil
+}
+
+func runStatus(c *cli.Context) error {
+	s, ctx, cancel, err := connectCluster(c)
+	if err != nil {
+		return err
+	}
+	defer cancel()
 	defer s.Close()
 	nodes, err := s.ReadNodes(ctx)
 	if err != nil {
@@ -70,7 +87,18 @@ func runStatus(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("status: read sync: %w", err)
 	}
-	printStatus(c.App.Writer, cfg.Root, nodes, primary, epoch, sync)
+	control, err := s.ReadControl(ctx)
+	if err != nil {
+		return fmt.Errorf("status: read maintenance and switchover: %w", err)
+	}
+	printStatus(c.App.Writer, s.Config().Root, nodes, primary, epoch, sync)
+	if m := control.Maintenance; m != nil && m.Paused {
+		fmt.Fprintf(c.App.Writer, "PAUSED for maintenance since %s by %s: no automatic failover (zrs resume ends it)\n",
+			m.Since.Format(time.RFC3339), m.By)
+	}
+	if sw := control.Switchover; sw != nil && sw.Epoch == epoch.Value {
+		fmt.Fprintf(c.App.Writer, "switchover from %s to %s requested at %s\n", sw.From, sw.To, sw.Requested.Format(time.RFC3339))
+	}
 	return nil
 }
 

@@ -1,0 +1,97 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/zrs-go/zrs/registry"
+)
+
+// handOverTimeout bounds how long a primary waits, with commits refused,
+// for the switchover target to acknowledge everything.
+const handOverTimeout = 10 * time.Second
+
+// maybeHandOver carries out a planned switchover when this node is the
+// primary it names: refuse new commits, wait until the target has durably
+// acknowledged every transaction this node holds, then resign. The
+// elector then sees the primary znode gone, demotes this node, and lets
+// only the target run, at once; this node follows it. If the target does
+// not catch up in time the switchover is abandoned and commits resume.
+func (c *cluster) maybeHandOver(ctx context.Context, sess *registry.Session) {
+	c.mu.Lock()
+	sw := c.control.Switchover
+	c.mu.Unlock()
+	term := c.currentTerm()
+	if sw == nil || !c.primary.Load() || c.n.zeo.Fenced() || sw.From != c.cfg.Name ||
+		sw.Epoch != term.Epoch || sw.To == c.cfg.Name || c.n.feed == nil {
+		return
+	}
+	start := time.Now()
+	c.log.Info("switchover: handing over; commits refused until the new primary takes them",
+		"to", sw.To, "epoch", term.Epoch)
+	c.n.zeo.Fence(fmt.Sprintf("switchover to %s in progress", sw.To))
+	err := c.waitTargetCaughtUp(ctx, sw.To)
+	if err == nil {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err = sess.Resign(rctx, term)
+		cancel()
+	}
+	if err != nil {
+		c.log.Warn("switchover abandoned; serving commits again", "to", sw.To, "error", err)
+		c.n.zeo.Unfence()
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if cerr := sess.ClearSwitchover(cctx); cerr != nil {
+			c.log.Warn("clearing the switchover request failed", "error", cerr)
+		}
+		cancel()
+		return
+	}
+	c.log.Info("switchover: resigned; the target takes over", "to", sw.To, "epoch", term.Epoch,
+		"last_tid", c.n.store.LastDurable(), "paused_for", time.Since(start).Round(time.Millisecond))
+}
+
+// waitTargetCaughtUp waits until secondary name has acknowledged every
+// durable transaction of this node.
+func (c *cluster) waitTargetCaughtUp(ctx context.Context, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, handOverTimeout)
+	defer cancel()
+	// Commits that passed their vote before the fence may still finish.
+	if err := c.n.store.Flush(); err != nil {
+		return fmt.Errorf("flush before handing over: %w", err)
+	}
+	want := c.n.store.LastDurable()
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		lag, ok := c.n.feed.Lags()[name]
+		if ok && lag.Acked >= want {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			got := "nothing (not connected)"
+			if ok {
+				got = lag.Acked.String()
+			}
+			return fmt.Errorf("target %s acknowledged %s of %s: %w", name, got, want, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// clearDoneSwitchover removes a switchover request this node has just
+// fulfilled by becoming primary.
+func (c *cluster) clearDoneSwitchover(ctx context.Context, sess *registry.Session) {
+	c.mu.Lock()
+	sw := c.control.Switchover
+	c.mu.Unlock()
+	if sw == nil || sw.To != c.cfg.Name {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := sess.ClearSwitchover(cctx); err != nil {
+		c.log.Warn("clearing the fulfilled switchover request failed", "error", err)
+	}
+}
