@@ -148,3 +148,65 @@ func BenchmarkFailover(b *testing.B) {
 	report("failover", failovers)
 	report("write-gap", gaps)
 }
+
+// BenchmarkSwitchover measures, per iteration, the write pause a client
+// following ZooKeeper sees during `zrs switchover` (the gap between
+// acknowledged commits around it) with synchronous = 1 under a
+// continuous write load. Run it with -benchtime=20x.
+func BenchmarkSwitchover(b *testing.B) {
+	zk := ZKStandalone(b)
+	cl := StartCluster(b, zk, 3, func(_ int, c *Config) { c.Synchronous = 1 })
+	cl.WaitPrimary(2 * time.Minute)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := dialCluster(b, ctx, cl)
+	acks := &ackLog{}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, _, err := commitNew(ctx, c, writerOid(i), writerData(i)); err != nil {
+				return
+			}
+			acks.add(time.Now(), c.ServerAddr())
+		}
+	}()
+	defer func() { close(stop); cancel(); <-done }()
+
+	var pauses []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		p, epoch := cl.WaitPrimary(2 * time.Minute)
+		WaitFor(b, time.Minute, "a synchronous member and fresh commits", func() bool {
+			rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
+			defer rcancel()
+			s, err := cl.Session().ReadSync(rctx)
+			_, _, fresh := acks.after(time.Now().Add(-100*time.Millisecond), "")
+			return err == nil && s.Epoch == epoch && len(s.Members) > 0 && fresh
+		}, cl.Status)
+		requested := time.Now()
+		if out, err := cl.zrs("switchover"); err != nil {
+			b.Fatalf("zrs switchover: %v\n%s", err, out)
+		}
+		var gap time.Duration
+		WaitFor(b, time.Minute, "a commit acknowledged by the new primary", func() bool {
+			var ok bool
+			_, gap, ok = acks.after(requested, p.ZEOAddr)
+			return ok
+		}, cl.Status)
+		pauses = append(pauses, gap)
+	}
+	b.StopTimer()
+	slices.Sort(pauses)
+	b.ReportMetric(pauses[0].Seconds(), "pause-min-s")
+	b.ReportMetric(pauses[len(pauses)/2].Seconds(), "pause-median-s")
+	b.ReportMetric(pauses[len(pauses)-1].Seconds(), "pause-max-s")
+	fmt.Printf("switchover write pause over %d runs: min %v, median %v, max %v\n", len(pauses),
+		pauses[0].Round(time.Millisecond), pauses[len(pauses)/2].Round(time.Millisecond), pauses[len(pauses)-1].Round(time.Millisecond))
+}
