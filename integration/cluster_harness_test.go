@@ -139,3 +139,43 @@ func (cl *Cluster) Status() string {
 	}
 	return string(out)
 }
+
+// WaitSecondary waits until n publishes itself as a secondary of epoch.
+func (cl *Cluster) WaitSecondary(ctx context.Context, n *Node, epoch uint64) {
+	cl.t.Helper()
+	WaitFor(cl.t, 30*time.Second, fmt.Sprintf("%s to be a secondary at epoch %d", n.Name(), epoch), func() bool {
+		recs, err := cl.Records(ctx)
+		r, ok := recs[n.Name()]
+		return err == nil && ok && r.Role == registry.RoleSecondary && r.Epoch == epoch
+	}, cl.Status)
+}
+
+// StopAndCompare stops every node gracefully, the primary p last, and
+// checks that each data file is byte-identical to p's.
+func (cl *Cluster) StopAndCompare(p *Node) {
+	cl.t.Helper()
+	for _, n := range cl.Nodes {
+		if n != p {
+			n.Stop()
+		}
+	}
+	p.Stop()
+	for _, n := range cl.Nodes {
+		if n != p {
+			SameFile(cl.t, p.DataPath(), n.DataPath())
+		}
+	}
+}
+
+// WaitSyncMember waits until primary p of epoch has a synchronous member
+// (a secondary caught up and acknowledging), so that a failover cannot
+// lose an acknowledged commit.
+func (cl *Cluster) WaitSyncMember(ctx context.Context, p *Node, epoch uint64) {
+	cl.t.Helper()
+	WaitFor(cl.t, 30*time.Second, "a synchronous member", func() bool {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		s, err := cl.Session().ReadSync(rctx)
+		return err == nil && s.Epoch == epoch && s.Primary == p.Name() && len(s.Members) > 0
+	}, cl.Status)
+}

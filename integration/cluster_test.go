@@ -127,26 +127,12 @@ func TestClusterKillPrimaryRejoins(t *testing.T) {
 	c.Close()
 
 	old.Start()
-	WaitFor(t, electionTimeout, "the old primary to rejoin as a secondary", func() bool {
-		recs, err := cl.Records(ctx)
-		r, ok := recs[old.Name()]
-		return err == nil && ok && r.Role == registry.RoleSecondary && r.Epoch == newEpoch
-	}, cl.Status)
+	cl.WaitSecondary(ctx, old, newEpoch)
 	for _, n := range cl.Nodes {
 		n.WaitTid(tids[len(tids)-1], catchUpTimeout)
 		checkWriterObjects(t, ctx, n, tids)
 	}
-	for _, n := range cl.Nodes {
-		if n != p {
-			n.Stop()
-		}
-	}
-	p.Stop()
-	for _, n := range cl.Nodes {
-		if n != p {
-			SameFile(t, p.DataPath(), n.DataPath())
-		}
-	}
+	cl.StopAndCompare(p)
 }
 
 // TestClusterFrozenPrimaryAcceptsNoCommit freezes the primary (SIGSTOP)
@@ -206,11 +192,7 @@ func TestClusterFrozenPrimaryAcceptsNoCommit(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	WaitFor(t, electionTimeout, "the old primary to rejoin as a secondary", func() bool {
-		recs, err := cl.Records(ctx)
-		r, ok := recs[old.Name()]
-		return err == nil && ok && r.Role == registry.RoleSecondary && r.Epoch == newEpoch
-	}, cl.Status)
+	cl.WaitSecondary(ctx, old, newEpoch)
 	w := dialWriter(t, ctx, p)
 	tid, _, err := commitNew(ctx, w, writerOid(1000), writerData(1000))
 	if err != nil {
@@ -287,19 +269,16 @@ func TestClusterQuorumLoss(t *testing.T) {
 		np, _, err := cl.Primary(ctx)
 		return err == nil && np != nil && tryCommit(ctx, np, writerOid(1<<20)) == nil
 	}, cl.Status)
-	recs, err := cl.Records(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	primaries := 0
-	for _, r := range recs {
-		if r.Role == registry.RolePrimary {
-			primaries++
+	WaitFor(t, electionTimeout, "exactly one node to publish the primary role", func() bool {
+		recs, err := cl.Records(ctx)
+		primaries := 0
+		for _, r := range recs {
+			if r.Role == registry.RolePrimary {
+				primaries++
+			}
 		}
-	}
-	if primaries != 1 {
-		t.Errorf("%d nodes publish the primary role:\n%s", primaries, cl.Status())
-	}
+		return err == nil && primaries == 1
+	}, cl.Status)
 }
 
 // TestClusterWaitsForZooKeeper starts nodes while ZooKeeper is down: they
@@ -399,10 +378,7 @@ func TestClusterSyncFailoverUnderLoad(t *testing.T) {
 
 	w := startWriter(ctx, dialCluster(t, ctx, cl), 0)
 	w.waitCommitted(t, 50)
-	sync, err := cl.Session().ReadSync(ctx)
-	if err != nil || sync.Epoch != epoch || sync.Primary != old.Name() || len(sync.Members) == 0 {
-		t.Fatalf("sync znode %+v (%v): want epoch %d, primary %s and a member\n%s", sync, err, epoch, old.Name(), cl.Status())
-	}
+	cl.WaitSyncMember(ctx, old, epoch)
 	killedAt := w.committed.Load()
 	old.Kill()
 	p, newEpoch := cl.WaitPrimary(electionTimeout, old)
@@ -415,26 +391,12 @@ func TestClusterSyncFailoverUnderLoad(t *testing.T) {
 	checkWriterObjects(t, ctx, p, tids)
 
 	old.Start()
-	WaitFor(t, electionTimeout, "the old primary to rejoin as a secondary", func() bool {
-		recs, err := cl.Records(ctx)
-		r, ok := recs[old.Name()]
-		return err == nil && ok && r.Role == registry.RoleSecondary && r.Epoch == newEpoch
-	}, cl.Status)
+	cl.WaitSecondary(ctx, old, newEpoch)
 	last := tids[len(tids)-1]
 	for _, n := range cl.Nodes {
 		n.WaitTid(last, catchUpTimeout)
 	}
-	for _, n := range cl.Nodes {
-		if n != p {
-			n.Stop()
-		}
-	}
-	p.Stop()
-	for _, n := range cl.Nodes {
-		if n != p {
-			SameFile(t, p.DataPath(), n.DataPath())
-		}
-	}
+	cl.StopAndCompare(p)
 }
 
 // checkProviders checks what a zc.zkzeo client looks up, the children of

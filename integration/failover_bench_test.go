@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/zrs-go/zrs/client"
 )
 
 var failoverSessionTimeout = flag.Duration("failover.session-timeout", 4*time.Second,
@@ -48,6 +50,36 @@ func (l *ackLog) after(t time.Time, not string) (first time.Time, gap time.Durat
 	return time.Time{}, 0, false
 }
 
+// ackingWriter commits new objects through c in the background until
+// stopped, logging when each commit was acknowledged and by which server.
+func ackingWriter(ctx context.Context, c *client.Client) (acks *ackLog, writerErr func() error, stop func()) {
+	acks = &ackLog{}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	var err error
+	go func() {
+		defer close(done)
+		for i := 0; ctx.Err() == nil; i++ {
+			if _, _, cerr := commitNew(ctx, c, writerOid(i), writerData(i)); cerr != nil {
+				if ctx.Err() == nil {
+					err = cerr
+				}
+				return
+			}
+			acks.add(time.Now(), c.ServerAddr())
+		}
+	}()
+	writerErr = func() error {
+		select {
+		case <-done:
+			return fmt.Errorf("the writer stopped: %v", err)
+		default:
+			return nil
+		}
+	}
+	return acks, writerErr, func() { cancel(); <-done }
+}
+
 // BenchmarkFailover measures, per iteration, the time from kill -9 of the
 // primary to the first commit acknowledged by the new primary, and the
 // write unavailability a client following ZooKeeper sees (the longest gap
@@ -67,26 +99,8 @@ func BenchmarkFailover(b *testing.B) {
 	defer cancel()
 	c := dialCluster(b, ctx, cl)
 
-	acks := &ackLog{}
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	var writerErr error
-	go func() {
-		defer close(done)
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if _, _, err := commitNew(ctx, c, writerOid(i), writerData(i)); err != nil {
-				writerErr = err
-				return
-			}
-			acks.add(time.Now(), c.ServerAddr())
-		}
-	}()
-	defer func() { close(stop); cancel(); <-done }()
+	acks, writerErr, stopWriter := ackingWriter(ctx, c)
+	defer stopWriter()
 
 	var failovers, gaps []time.Duration
 	b.ResetTimer()
@@ -95,12 +109,7 @@ func BenchmarkFailover(b *testing.B) {
 		// Steady state first: a synchronous member (else the primary
 		// runs degraded, asynchronously, and a kill may lose commits,
 		// which the client then refuses to forget) and fresh commits.
-		WaitFor(b, time.Minute, "a synchronous member", func() bool {
-			rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
-			defer rcancel()
-			s, err := cl.Session().ReadSync(rctx)
-			return err == nil && s.Epoch == epoch && len(s.Members) > 0
-		}, cl.Status)
+		cl.WaitSyncMember(ctx, p, epoch)
 		WaitFor(b, 30*time.Second, "a commit on the primary", func() bool {
 			_, _, ok := acks.after(time.Now().Add(-200*time.Millisecond), "")
 			return ok
@@ -114,12 +123,10 @@ func BenchmarkFailover(b *testing.B) {
 			first, gap, ok = acks.after(killed, p.ZEOAddr)
 			return ok
 		}, func() string {
-			select {
-			case <-done:
-				return fmt.Sprintf("the writer stopped: %v", writerErr)
-			default:
-				return cl.Status()
+			if err := writerErr(); err != nil {
+				return err.Error()
 			}
+			return cl.Status()
 		})
 		failovers = append(failovers, first.Sub(killed))
 		gaps = append(gaps, gap)
@@ -160,35 +167,17 @@ func BenchmarkSwitchover(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	c := dialCluster(b, ctx, cl)
-	acks := &ackLog{}
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if _, _, err := commitNew(ctx, c, writerOid(i), writerData(i)); err != nil {
-				return
-			}
-			acks.add(time.Now(), c.ServerAddr())
-		}
-	}()
-	defer func() { close(stop); cancel(); <-done }()
+	acks, _, stopWriter := ackingWriter(ctx, c)
+	defer stopWriter()
 
 	var pauses []time.Duration
 	b.ResetTimer()
 	for range b.N {
 		p, epoch := cl.WaitPrimary(2 * time.Minute)
-		WaitFor(b, time.Minute, "a synchronous member and fresh commits", func() bool {
-			rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
-			defer rcancel()
-			s, err := cl.Session().ReadSync(rctx)
+		cl.WaitSyncMember(ctx, p, epoch)
+		WaitFor(b, time.Minute, "fresh commits", func() bool {
 			_, _, fresh := acks.after(time.Now().Add(-100*time.Millisecond), "")
-			return err == nil && s.Epoch == epoch && len(s.Members) > 0 && fresh
+			return fresh
 		}, cl.Status)
 		requested := time.Now()
 		if out, err := cl.zrs("switchover"); err != nil {

@@ -121,34 +121,52 @@ func ModuleRoot() (string, error) {
 // ---------------------------------------------------------------------
 // Ports.
 
-var ports struct {
+// usedPorts remembers the ports handed out in this test process, so that
+// no two servers of a test are given the same one.
+var usedPorts struct {
 	mu   sync.Mutex
-	used map[string]bool
+	used map[int]bool
 }
 
-// FreeAddr returns a loopback address with a port that was free a moment
-// ago, never the same one twice in a test process.
+// Ports are picked below Linux's default ephemeral range (32768-60999):
+// a port from that range that was free a moment ago can be taken, before
+// the server binds it, by the local end of any outgoing connection (and
+// the tests make many, to ZooKeeper among others).
+const (
+	portLow  = 20000
+	portHigh = 32767
+)
+
+// FreePort returns a loopback port that was free a moment ago, never the
+// same one twice in a test process.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	usedPorts.mu.Lock()
+	defer usedPorts.mu.Unlock()
+	if usedPorts.used == nil {
+		usedPorts.used = make(map[int]bool)
+	}
+	for range 1000 {
+		port := portLow + rand.IntN(portHigh-portLow+1)
+		if usedPorts.used[port] {
+			continue
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		usedPorts.used[port] = true
+		return port
+	}
+	t.Fatal("integration: no free port found")
+	return 0
+}
+
+// FreeAddr returns a loopback address with a port from FreePort.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ports.mu.Lock()
-	defer ports.mu.Unlock()
-	if ports.used == nil {
-		ports.used = make(map[string]bool)
-	}
-	for range 100 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		if !ports.used[addr] {
-			ports.used[addr] = true
-			return addr
-		}
-	}
-	t.Fatal("no free port found")
-	return ""
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(t)))
 }
 
 // ---------------------------------------------------------------------
@@ -192,6 +210,9 @@ type Config struct {
 	Strict      bool
 	// Upstream names a cascading secondary's preferred upstream node.
 	Upstream string
+	// HTTPListen is the node's HTTP endpoint (health checks, status,
+	// metrics; default: a free port, kept across restarts).
+	HTTPListen string
 }
 
 // Render returns the node's HCL configuration.
@@ -201,6 +222,9 @@ func (c Config) Render() string {
 	fmt.Fprintf(&b, "storage { path = %q }\n", c.DataPath)
 	fmt.Fprintf(&b, "zeo { listen = %q }\n", c.ZEOListen)
 	fmt.Fprintf(&b, "log { level = %q }\n", c.LogLevel)
+	if c.HTTPListen != "" {
+		fmt.Fprintf(&b, "http { listen = %q }\n", c.HTTPListen)
+	}
 	if c.ReplicateTo != "" || c.ReplicateFrom != "" {
 		b.WriteString("replication {\n")
 		if c.ReplicateTo != "" {
@@ -247,6 +271,8 @@ type Node struct {
 	LogPath    string
 	// ZEOAddr is where ZEO clients connect, from the startup line.
 	ZEOAddr string
+	// HTTPAddr is the node's HTTP endpoint (Config.HTTPListen).
+	HTTPAddr string
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -270,6 +296,9 @@ func NewNode(t testing.TB, cfg Config) *Node {
 	}
 	if cfg.ZEOListen == "" {
 		cfg.ZEOListen = FreeAddr(t)
+	}
+	if cfg.HTTPListen == "" {
+		cfg.HTTPListen = FreeAddr(t)
 	}
 	if cfg.Protocol == "" {
 		cfg.Protocol = "zrs"
@@ -300,6 +329,7 @@ func NewNode(t testing.TB, cfg Config) *Node {
 		Dir:        dir,
 		ConfigPath: filepath.Join(dir, "node.hcl"),
 		LogPath:    filepath.Join(dir, "stderr.log"),
+		HTTPAddr:   cfg.HTTPListen,
 	}
 	if err := os.WriteFile(n.ConfigPath, []byte(cfg.Render()), 0o644); err != nil {
 		t.Fatal(err)

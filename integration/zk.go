@@ -113,36 +113,6 @@ func zkIsFile(p string) bool {
 	return err == nil && !st.IsDir()
 }
 
-var zkPorts struct {
-	mu   sync.Mutex
-	used map[int]bool
-}
-
-// zkFreePort returns a loopback port that was free a moment ago, never
-// the same one twice in a test process.
-func zkFreePort(t testing.TB) int {
-	t.Helper()
-	zkPorts.mu.Lock()
-	defer zkPorts.mu.Unlock()
-	if zkPorts.used == nil {
-		zkPorts.used = make(map[int]bool)
-	}
-	for range 100 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		if !zkPorts.used[port] {
-			zkPorts.used[port] = true
-			return port
-		}
-	}
-	t.Fatal("integration: no free port found")
-	return 0
-}
-
 // ZKStandalone starts one standalone ZooKeeper server and waits until it
 // serves requests.
 func ZKStandalone(t testing.TB) *ZKCluster {
@@ -178,7 +148,7 @@ func zkStart(t testing.TB, n int) *ZKCluster {
 	type peer struct{ client, quorum, election int }
 	peers := make([]peer, n)
 	for i := range peers {
-		peers[i] = peer{zkFreePort(t), zkFreePort(t), zkFreePort(t)}
+		peers[i] = peer{FreePort(t), FreePort(t), FreePort(t)}
 	}
 	tick := int(ZKTickTime / time.Millisecond)
 	for i := range n {
