@@ -15,6 +15,12 @@ func (n *Node) setEpoch(e uint64) { n.zeo.SetEpoch(e) }
 // once caught up), and commits are acknowledged only as the feed allows.
 func (n *Node) startSync(ctx context.Context, sess *registry.Session, term registry.Term) error {
 	if n.cfg.Replication.Synchronous == 0 || n.feed == nil {
+		// Asynchronous: what the replica held for its old upstream's
+		// release is this primary's history now, visible at once.
+		n.store.SetCommitGate(nil)
+		if n.replica != nil {
+			n.replica.ReleaseHold()
+		}
 		return nil
 	}
 	if err := sess.WriteSync(ctx, term, registry.SyncRecord{Primary: n.cfg.Name, Members: []string{}}); err != nil {

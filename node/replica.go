@@ -35,6 +35,11 @@ var ErrStopped = errors.New("replication stopped")
 // again from its new last transaction.
 var errRewound = errors.New("rewound to the upstream's history; reconnecting")
 
+// errUnreleased is the replica's commit gate refusing transactions while
+// no upstream is set that could release them (the node is being promoted,
+// or detached): they stay durable and invisible.
+var errUnreleased = errors.New("held until an upstream releases it")
+
 // ReplicaConfig configures a Replica.
 type ReplicaConfig struct {
 	Storage *storage.FileStorage
@@ -66,6 +71,14 @@ type ReplicaConfig struct {
 	// resumes, so that the node can drop its ZEO clients: they may have
 	// seen, and cached, transactions that no longer exist.
 	OnRewind func(storage.RewindResult)
+	// HoldUnreleased keeps applied transactions durable but invisible
+	// until the upstream releases them (zrs-go/1 Release), so that no
+	// read here sees a commit the primary has not acknowledged, which a
+	// failover could lose. The replica installs a commit gate on Storage
+	// for that once it streams; the node replaces or removes it when it is
+	// promoted (ReleaseHold). ZooKeeper mode sets it; static mode does
+	// not, and shows what it applied at once.
+	HoldUnreleased bool
 }
 
 // Progress describes a catch-up in progress.
@@ -108,6 +121,17 @@ type Replica struct {
 	cancel   context.CancelFunc
 	lag      Lag
 	stopped  error
+
+	// The hold (HoldUnreleased), guarded by mu. holding is set while the
+	// replica's gate is in force: from the first streaming session until
+	// ReleaseHold or a rewind. installed is set while the replica believes
+	// its gate is the storage's. released is the newest tid the current
+	// session's upstream released. holdChanged is closed and replaced
+	// when any of them or upstream changes, waking a gate call.
+	holding     bool
+	installed   bool
+	released    storage.Tid
+	holdChanged chan struct{}
 }
 
 // NewReplica returns a replica of cfg.Storage; Run starts it.
@@ -130,7 +154,8 @@ func NewReplica(cfg ReplicaConfig, upstream string) *Replica {
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = 10 * time.Second
 	}
-	return &Replica{cfg: cfg, log: cfg.Logger, upstream: upstream, changed: make(chan struct{})}
+	return &Replica{cfg: cfg, log: cfg.Logger, upstream: upstream, changed: make(chan struct{}),
+		holdChanged: make(chan struct{})}
 }
 
 // SetUpstream points the replica at another upstream; a stream in
@@ -148,6 +173,99 @@ func (r *Replica) SetUpstream(addr string) {
 	if r.cancel != nil {
 		r.cancel()
 	}
+	// Held transactions stay held: only the next upstream's release
+	// counts, and without one the gate refuses rather than blocks, so
+	// that a promotion's flush returns.
+	r.released = 0
+	r.signalHold()
+}
+
+// signalHold wakes gate calls waiting for a release. The caller holds mu.
+func (r *Replica) signalHold() {
+	close(r.holdChanged)
+	r.holdChanged = make(chan struct{})
+}
+
+// holdGate is the replica's commit gate: tid may become visible once the
+// upstream released it. It waits while an upstream is set, even between
+// connections, and refuses (the transactions stay durable and invisible,
+// and the storage asks again) when none is.
+func (r *Replica) holdGate(ctx context.Context, tid storage.Tid) error {
+	for {
+		r.mu.Lock()
+		holding, released, upstream, changed := r.holding, r.released, r.upstream, r.holdChanged
+		r.mu.Unlock()
+		switch {
+		case !holding || released >= tid:
+			return nil
+		case upstream == "":
+			return fmt.Errorf("transaction %s: %w", tid, errUnreleased)
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// installHold puts the replica's gate on the storage as a session starts
+// streaming, unless the session was cancelled (its upstream changed or
+// was removed: a promoted node's gate must not be replaced).
+func (r *Replica) installHold(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r.holding, r.installed = true, true
+	r.signalHold()
+	// Installing it again also makes the storage ask it at once about
+	// what an earlier refusal left waiting.
+	r.cfg.Storage.SetCommitGate(r.holdGate)
+	return nil
+}
+
+// noteRelease records an upstream's Release.
+func (r *Replica) noteRelease(tid storage.Tid) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if tid > r.released {
+		r.released = tid
+		r.signalHold()
+	}
+}
+
+// ReleaseHold stops holding applied transactions for an upstream's
+// release, and removes the replica's gate if it is still the storage's:
+// held transactions become visible. The node calls it on promotion to an
+// asynchronous primary, whose history is now authoritative. A
+// synchronous primary does not: it replaces the gate with its own, which
+// then decides on them. The replica holds again once it streams from an
+// upstream.
+func (r *Replica) ReleaseHold() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.dropHold()
+}
+
+// dropHold is ReleaseHold with mu held.
+func (r *Replica) dropHold() {
+	r.holding = false
+	r.signalHold()
+	if r.installed {
+		r.installed = false
+		r.cfg.Storage.SetCommitGate(nil)
+	}
+}
+
+// flush makes applied transactions durable, and visible unless the
+// replica holds them for its upstream's release.
+func (r *Replica) flush() error {
+	if r.cfg.HoldUnreleased {
+		return r.cfg.Storage.FlushDurable()
+	}
+	return r.cfg.Storage.Flush()
 }
 
 // Lag reports how far behind the upstream the replica is.
@@ -215,7 +333,7 @@ func (r *Replica) Run(ctx context.Context) error {
 		delay = min(2*delay, r.cfg.MaxBackoff)
 	}
 	// Make what was applied durable before the storage closes.
-	return r.cfg.Storage.Flush()
+	return r.flush()
 }
 
 func (r *Replica) setConnected(c bool) {
@@ -243,7 +361,8 @@ func (r *Replica) session(ctx context.Context, addr string) (int, error) {
 	br := bufio.NewReaderSize(nc, 1<<20)
 	fr := zeo.NewFrameReader(br, zrs.MaxFrameSize)
 	w := &frameWriter{nc: nc}
-	a := &applier{r: r, store: r.cfg.Storage, br: br, upstream: addr, lastTid: r.cfg.Storage.LastTransaction(), behind: -1}
+	// Held transactions are applied: the next one must follow them.
+	a := &applier{r: r, store: r.cfg.Storage, br: br, upstream: addr, lastTid: r.cfg.Storage.LastDurable(), behind: -1}
 	if r.cfg.Protocol == ReplicationZRS20 {
 		return a.runZRS20(ctx, fr, w)
 	}
@@ -313,10 +432,17 @@ func (a *applier) runZRS20(ctx context.Context, fr *zeo.FrameReader, w *frameWri
 }
 
 func (a *applier) runGo1(ctx context.Context, fr *zeo.FrameReader, w *frameWriter) (int, error) {
-	last := a.store.LastTransaction()
+	// Releases count only from the upstream that sent them, on this
+	// connection.
+	a.r.mu.Lock()
+	a.r.released = 0
+	a.r.mu.Unlock()
+	// Durable transactions held for a release are ours: the upstream
+	// checks them, and streams what follows them.
+	last := a.store.LastDurable()
 	hello := &zrs.Hello{Node: a.r.cfg.Name, Epoch: a.r.cfg.Epoch(), LastTid: last}
 	if last != 0 {
-		rec, err := a.store.TxnAt(last)
+		rec, err := durableTxnAt(a.store, last)
 		if err != nil {
 			return 0, fmt.Errorf("read own last transaction: %w", err)
 		}
@@ -372,6 +498,11 @@ func (a *applier) runGo1(ctx context.Context, fr *zeo.FrameReader, w *frameWrite
 	a.r.lag.Transactions = a.behind
 	a.r.mu.Unlock()
 	a.noteUpstream(ans.Tid)
+	if a.r.cfg.HoldUnreleased {
+		if err := a.r.installHold(ctx); err != nil {
+			return 0, err
+		}
+	}
 	a.r.setConnected(true)
 	a.progress.start(last, ans.Tid)
 	send := func(m zrs.Go1Message) error {
@@ -383,7 +514,7 @@ func (a *applier) runGo1(ctx context.Context, fr *zeo.FrameReader, w *frameWrite
 	}
 	ack := func(tid storage.Tid) error { return send(&zrs.Ack{Tid: tid}) }
 	go a.keepAlive(ctx, func() error {
-		return send(&zrs.Heartbeat{LastTid: a.store.LastTransaction(), UnixNano: time.Now().UnixNano()})
+		return send(&zrs.Heartbeat{LastTid: a.store.LastDurable(), UnixNano: time.Now().UnixNano()})
 	})
 	for {
 		if err := a.flushIfIdle(ack); err != nil {
@@ -405,6 +536,8 @@ func (a *applier) runGo1(ctx context.Context, fr *zeo.FrameReader, w *frameWrite
 			}
 		case *zrs.Heartbeat:
 			a.noteUpstream(m.LastTid)
+		case *zrs.Release:
+			a.r.noteRelease(m.Tid)
 		default:
 			return a.applied, a.finish(fmt.Errorf("unexpected %s from upstream", msg.Go1Type()))
 		}
@@ -423,6 +556,16 @@ func (a *applier) rewind(ctx context.Context, last storage.Tid, ans *zrs.Answer)
 		// Only the current primary's history may replace ours.
 		return fmt.Errorf("upstream %s serves epoch %d, older than epoch %d already seen: not rewinding to a deposed primary's history",
 			a.upstream, ans.Epoch, seen)
+	}
+	// Rewinding works on published transactions: held ones must not
+	// block it, so the gate goes and they are published; those the
+	// upstream lacks are removed below, and the replica holds again once
+	// it streams.
+	a.r.mu.Lock()
+	a.r.dropHold()
+	a.r.mu.Unlock()
+	if err := a.store.Flush(); err != nil {
+		return fmt.Errorf("rewind: publish held transactions: %w", err)
 	}
 	target := last
 	if ans.Tid < last {
@@ -466,11 +609,14 @@ func (a *applier) flushIfIdle(ack func(storage.Tid) error) error {
 	if a.queued == 0 || (a.br.Buffered() > 0 && a.queued < flushBatch) {
 		return nil
 	}
-	if err := a.store.Flush(); err != nil {
+	// Acknowledge only what is durable; with the hold it becomes
+	// visible when the upstream releases it, which it does only after
+	// this acknowledgement.
+	if err := a.r.flush(); err != nil {
 		return err
 	}
 	a.queued = 0
-	last := a.store.LastTransaction()
+	last := a.store.LastDurable()
 	a.r.mu.Lock()
 	a.r.lag.LastApplied = last
 	a.r.lag.Seconds = max(0, a.r.lag.UpstreamLast.Seconds()-last.Seconds())
@@ -486,7 +632,7 @@ func (a *applier) flushIfIdle(ack func(storage.Tid) error) error {
 // finish flushes what was applied before a connection ends.
 func (a *applier) finish(err error) error {
 	if a.queued > 0 {
-		if ferr := a.store.Flush(); ferr != nil {
+		if ferr := a.r.flush(); ferr != nil {
 			return errors.Join(err, ferr)
 		}
 		a.queued = 0

@@ -205,6 +205,27 @@ func (s *FileStorage) Flush() error {
 	return nil
 }
 
+// FlushDurable makes every finished transaction durable, like Flush, but
+// does not wait for its publication: with a commit gate they are handed to
+// the publisher and become visible when the gate releases them. A replica
+// uses it to acknowledge what it holds durably while keeping it invisible
+// until its upstream releases it, which happens only after the
+// acknowledgement: waiting for publication there would deadlock. Without
+// a gate the transactions are visible when it returns, as with Flush.
+func (s *FileStorage) FlushDurable() error {
+	s.dur.mu.Lock()
+	end := s.dur.finished
+	s.dur.mu.Unlock()
+	if err := s.makeDurable(end); err != nil {
+		return s.failPending(err)
+	}
+	s.publishDurable()
+	if p := s.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
 // lastQueuedUpTo returns the newest queued transaction ending at or
 // before end, or nil.
 func (s *FileStorage) lastQueuedUpTo(end int64) *Txn {

@@ -49,7 +49,9 @@
 // most). The secondary opens with Hello and the upstream replies with one
 // Answer; on AnswerStream, Txn messages follow and both sides send
 // Heartbeats when idle; the secondary sends Ack after it durably applied
-// a transaction.
+// a transaction, and the upstream sends Release whenever more of its
+// transactions became visible (acknowledged), so that a secondary shows
+// its readers nothing its upstream has not released.
 //
 //	Hello      0x01  proto_len u8 | "zrs-go/1" | name_len u16 | node name (UTF-8, 1-255 bytes)
 //	                 | epoch u64 | last tid u64 | TxnHash of the last transaction [32] (zero if none)
@@ -63,6 +65,7 @@
 //	                 | CRC-32C (Castagnoli) u32 of every preceding byte of the message
 //	Heartbeat  0x04  sender's last tid u64 | sender's clock, Unix nanoseconds i64
 //	Ack        0x05  durably applied tid u64
+//	Release    0x06  every transaction up to this tid is visible upstream: tid u64
 //
 // TxnHash, the hash in Hello, is the SHA-256 of "zrs-go/1 txn\x00" followed
 // by the Txn body (from tid to the last record, without type byte and

@@ -92,6 +92,7 @@ func FuzzOurDecode(f *testing.F) {
 		&Txn{Record: &storage.TxnRecord{TxnInfo: storage.TxnInfo{Tid: 1}, Status: 'p'}},
 		&Heartbeat{LastTid: 9, UnixNano: 1704067200123456789},
 		&Ack{Tid: 9},
+		&Release{Tid: 9},
 	} {
 		b, err := AppendGo1(nil, m)
 		if err != nil {

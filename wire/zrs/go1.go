@@ -38,6 +38,7 @@ const (
 	TypeTxn       Go1Type = 0x03 // upstream → secondary
 	TypeHeartbeat Go1Type = 0x04 // both ways
 	TypeAck       Go1Type = 0x05 // secondary → upstream
+	TypeRelease   Go1Type = 0x06 // upstream → secondary
 )
 
 // String names the type.
@@ -53,6 +54,8 @@ func (t Go1Type) String() string {
 		return "Heartbeat"
 	case TypeAck:
 		return "Ack"
+	case TypeRelease:
+		return "Release"
 	}
 	return fmt.Sprintf("Go1Type(%#02x)", byte(t))
 }
@@ -63,13 +66,14 @@ const (
 	answerFixed    = 1 + 1 + 8 + 8 + 8 + 2                           // without the reason
 	heartbeatSize  = 1 + 8 + 8
 	ackSize        = 1 + 8
+	releaseSize    = 1 + 8
 	txnFixed       = 1 + 8 + 1 + 4 + 4 + 4 + 4 + crcSize // without strings and records
 	txnRecordFixed = 8 + 8 + 8 + 4                       // without data
 	crcSize        = 4
 )
 
-// Go1Message is a zrs-go/1 message: *Hello, *Answer, *Txn, *Heartbeat or
-// *Ack.
+// Go1Message is a zrs-go/1 message: *Hello, *Answer, *Txn, *Heartbeat,
+// *Ack or *Release.
 type Go1Message interface {
 	Go1Type() Go1Type
 }
@@ -181,6 +185,20 @@ type Ack struct {
 // Go1Type returns TypeAck.
 func (*Ack) Go1Type() Go1Type { return TypeAck }
 
+// Release reports that every transaction up to and including Tid is
+// visible on the upstream: acknowledged to its clients, or held there in
+// turn for its own upstream's release. Txn messages carry transactions
+// once durable, before that, so that a synchronous primary can wait for
+// their Acks; a secondary that must not show what a failover could lose
+// keeps them invisible until a Release covers them. Tid may be ahead of
+// the transactions sent so far (a secondary catching up).
+type Release struct {
+	Tid storage.Tid
+}
+
+// Go1Type returns TypeRelease.
+func (*Release) Go1Type() Go1Type { return TypeRelease }
+
 // IdentifyHandshake classifies the first message of a secondary on a port
 // serving both protocols: ProtocolZRS20 for a stock zc.zrs secondary
 // (whose second message is its start tid), ProtocolGo1 when p is a
@@ -255,6 +273,9 @@ func AppendGo1(dst []byte, m Go1Message) ([]byte, error) {
 		return binary.BigEndian.AppendUint64(dst, uint64(m.UnixNano)), nil
 	case *Ack:
 		dst = append(dst, byte(TypeAck))
+		return binary.BigEndian.AppendUint64(dst, uint64(m.Tid)), nil
+	case *Release:
+		dst = append(dst, byte(TypeRelease))
 		return binary.BigEndian.AppendUint64(dst, uint64(m.Tid)), nil
 	case nil:
 		return dst, fmt.Errorf("zrs: nil zrs-go/1 message: %w", ErrUnsupported)
@@ -357,6 +378,8 @@ func DecodeGo1(p []byte) (Go1Message, error) {
 		m = &Heartbeat{LastTid: storage.Tid(r.u64("last tid")), UnixNano: int64(r.u64("time"))}
 	case TypeAck:
 		m = &Ack{Tid: storage.Tid(r.u64("tid"))}
+	case TypeRelease:
+		m = &Release{Tid: storage.Tid(r.u64("tid"))}
 	default:
 		return nil, fmt.Errorf("zrs: unknown zrs-go/1 message type %#02x: %w", p[0], ErrMalformed)
 	}

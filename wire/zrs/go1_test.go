@@ -39,6 +39,8 @@ func TestGo1RoundTrip(t *testing.T) {
 		{"heartbeat", &Heartbeat{LastTid: 0x03f58e0000000010, UnixNano: 1704067200123456789}, "0403f58e000000001017a6101708c0cd15"},
 		{"heartbeat negative time", &Heartbeat{UnixNano: -1}, ""},
 		{"ack", &Ack{Tid: 0x03f58e0000000010}, "0503f58e0000000010"},
+		{"release", &Release{Tid: 0x03f58e0000000010}, "0603f58e0000000010"},
+		{"release nothing yet", &Release{}, "060000000000000000"},
 	} {
 		b, err := AppendGo1([]byte("prefix"), c.m)
 		if err != nil {
@@ -127,6 +129,7 @@ func TestGo1DecodeErrors(t *testing.T) {
 	}{
 		{"empty", nil, ErrMalformed, ""},
 		{"unknown type", []byte{0x7a}, ErrMalformed, ""},
+		{"type after release", []byte{0x07, 0, 0, 0, 0, 0, 0, 0, 0}, ErrMalformed, ""},
 		{"other protocol", hello("zrs-go/2", "n"), ErrUnknownProtocol, "protocol"},
 		{"empty name", hello(ProtocolGo1, ""), ErrMalformed, "node name"},
 		{"bad utf-8 name", hello(ProtocolGo1, "\xff"), ErrMalformed, "node name"},
@@ -138,6 +141,8 @@ func TestGo1DecodeErrors(t *testing.T) {
 		{"stream with reason", []byte{2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 'x'}, ErrMalformed, "reason"},
 		{"refusal with tid", []byte{2, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 'x'}, ErrMalformed, "tid"},
 		{"ack short", []byte{5, 1}, ErrMalformed, "tid"},
+		{"release short", []byte{6, 0, 0, 0, 0, 0, 0, 1}, ErrMalformed, "tid"},
+		{"release long", []byte{6, 0, 0, 0, 0, 0, 0, 0, 1, 0}, ErrMalformed, "end"},
 		{"heartbeat long", make([]byte, 1+16+1), ErrMalformed, "end"},
 	} {
 		if c.name == "heartbeat long" {
@@ -269,5 +274,16 @@ func TestTxnHash(t *testing.T) {
 	m, err := DecodeGo1(b)
 	if err != nil || TxnHash(m.(*Txn).Record) != h {
 		t.Fatalf("decoded txn hash differs (%v)", err)
+	}
+}
+
+func TestGo1TypeNames(t *testing.T) {
+	for typ, want := range map[Go1Type]string{
+		TypeHello: "Hello", TypeAnswer: "Answer", TypeTxn: "Txn", TypeHeartbeat: "Heartbeat",
+		TypeAck: "Ack", TypeRelease: "Release", 0x07: "Go1Type(0x07)",
+	} {
+		if got := typ.String(); got != want {
+			t.Errorf("Go1Type(%#02x).String() = %q, want %q", byte(typ), got, want)
+		}
 	}
 }
