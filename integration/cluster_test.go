@@ -511,3 +511,27 @@ func TestClusterPauseBlocksFailover(t *testing.T) {
 		t.Fatalf("commit on %s after resume: %v", p.Name(), err)
 	}
 }
+
+// TestClusterGracefulStopHandsOver stops the primary with SIGTERM under a
+// write load, in asynchronous mode: it waits for its secondaries and
+// resigns, a successor is elected without waiting for a session to
+// expire, and no acknowledged commit is lost.
+func TestClusterGracefulStopHandsOver(t *testing.T) {
+	zk := ZKStandalone(t)
+	cl := StartCluster(t, zk, 3, func(_ int, c *Config) { c.SessionTimeout = "10s" })
+	old, _ := cl.WaitPrimary(electionTimeout)
+	ctx := testContext(t, 2*time.Minute)
+	w := startWriter(ctx, dialCluster(t, ctx, cl), 0)
+	w.waitCommitted(t, 50)
+	stopped := time.Now()
+	old.Stop()
+	p, _ := cl.WaitPrimary(electionTimeout, old)
+	// Well under the 10 s session timeout: the primary resigned.
+	t.Logf("successor %s elected %v after SIGTERM", p.Name(), time.Since(stopped).Round(time.Millisecond))
+	w.waitCommitted(t, w.committed.Load()+50)
+	tids := w.finish(t)
+	checkWriterObjects(t, ctx, p, tids)
+	if lines := old.LogLines("resigned as primary"); len(lines) == 0 {
+		t.Errorf("the stopped primary did not resign")
+	}
+}

@@ -793,8 +793,39 @@ func FillDatabase(t testing.TB, path string, txns int, seed uint64) storage.Tid 
 }
 
 // Freeze stops the node's process with SIGSTOP (as a long GC pause or a
-// hung VM would) without it noticing; Thaw resumes it.
-func (n *Node) Freeze() { n.signal(syscall.SIGSTOP) }
+// hung VM would) without it noticing, and returns once every thread has
+// stopped: a request sent afterwards is handled only after Thaw.
+func (n *Node) Freeze() {
+	n.t.Helper()
+	n.signal(syscall.SIGSTOP)
+	n.mu.Lock()
+	pid := n.cmd.Process.Pid
+	n.mu.Unlock()
+	WaitFor(n.t, 10*time.Second, fmt.Sprintf("node %s's threads to stop", n.Name()), func() bool {
+		return allThreadsStopped(pid)
+	})
+}
+
+// allThreadsStopped reports whether every thread of process pid is in
+// the stopped state ('T' in /proc/PID/task/TID/stat).
+func allThreadsStopped(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return false
+	}
+	for _, task := range tasks {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+		if err != nil {
+			return false
+		}
+		// The state follows the command name, which is in parentheses.
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 || i+2 >= len(stat) || (stat[i+2] != 'T' && stat[i+2] != 't') {
+			return false
+		}
+	}
+	return true
+}
 
 // Thaw resumes a frozen node with SIGCONT.
 func (n *Node) Thaw() { n.signal(syscall.SIGCONT) }

@@ -58,6 +58,10 @@ type cluster struct {
 
 	term registry.Term // the term won, while primary or fenced (under mu)
 
+	// role and upstream as setRole last set them, for snapshot (under mu).
+	role     election.Role
+	upstream string
+
 	// Owned by the run loop.
 	won         registry.Term // the last RunForPrimary won, until promoted
 	verifyAgain bool          // an Unfence still has to verify the term
@@ -246,7 +250,9 @@ func (c *cluster) view(st registry.Status) election.View {
 		ConfiguredUpstream: c.cfg.Replication.Upstream,
 		Now:                time.Now(),
 	}
-	local := c.n.store.LastTransaction()
+	// Ranked by what is durable, held for a release or not: a secondary
+	// holding a commit the old primary acknowledged must win.
+	local := c.n.store.LastDurable()
 	for _, r := range c.nodes {
 		role, err := election.ParseRole(string(r.Role))
 		if err != nil {
@@ -363,7 +369,9 @@ func (c *cluster) promote(ctx context.Context, sess *registry.Session, st regist
 			time.Sleep(time.Millisecond)
 		}
 	}
-	if err := c.n.store.Flush(); err != nil {
+	// Durable is enough: transactions held for a release from the old
+	// primary become visible under this node's own gate (or at once).
+	if err := c.n.store.FlushDurable(); err != nil {
 		c.log.Error("flushing before promotion failed", "error", err)
 	}
 	c.epoch.Store(a.Epoch)
@@ -447,6 +455,7 @@ func (c *cluster) setRole(role election.Role, upstream string) {
 	c.rec.Role = registry.Role(role.String())
 	c.rec.Upstream = upstream
 	c.rec.Epoch = c.epoch.Load()
+	c.noteRole(role, upstream)
 }
 
 // record returns the node's record for nodes/<name>.
@@ -454,14 +463,14 @@ func (c *cluster) record(role election.Role, upstream string) registry.NodeRecor
 	f := c.cfg.Failover
 	return registry.NodeRecord{
 		Name: c.cfg.Name, ZEO: c.cfg.Advertise.ZEO, Replication: c.cfg.Advertise.Replication,
-		Role: registry.Role(role.String()), Epoch: c.epoch.Load(), LastTid: c.n.store.LastTransaction(),
+		Role: registry.Role(role.String()), Epoch: c.epoch.Load(), LastTid: c.n.store.LastDurable(),
 		Upstream: upstream, Priority: f.Priority, NoFailover: f.NoFailover, Version: Version, PID: os.Getpid(),
 	}
 }
 
 // refreshRecord publishes the node's current last tid and role.
 func (c *cluster) refreshRecord(sess *registry.Session) {
-	c.rec.LastTid = c.n.store.LastTransaction()
+	c.rec.LastTid = c.n.store.LastDurable()
 	if err := sess.Update(c.rec); err != nil {
 		c.log.Warn("updating the node record failed", "error", err)
 	}
@@ -473,6 +482,12 @@ func (c *cluster) refreshRecord(sess *registry.Session) {
 func (c *cluster) shutdown(sess *registry.Session) {
 	c.n.zeo.Fence("node shutting down")
 	if c.primary.Load() {
+		// The successor will be the freshest node: give the secondaries a
+		// moment to acknowledge the last commits, so that an
+		// asynchronous cluster loses nothing on a planned stop either.
+		if err := c.waitSecondariesCaughtUp(5 * time.Second); err != nil {
+			c.log.Warn("stopping before every secondary caught up", "error", err)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		if err := sess.Resign(ctx, c.currentTerm()); err != nil {
 			c.log.Warn("resigning as primary failed; successors wait for the session to expire", "error", err)
@@ -569,4 +584,43 @@ func (c *cluster) writeSync(ctx context.Context, members []string) error {
 	}
 	c.log.Info("synchronous members changed", "members", members, "epoch", c.epoch.Load())
 	return nil
+}
+
+// clusterSnapshot is what the cluster driver shows of itself to
+// Node.Status and the metrics (status.go).
+type clusterSnapshot struct {
+	Role     election.Role
+	Upstream string // the node followed, while a secondary
+	Epoch    uint64
+	Primary  string // the node the primary znode names, "" when none
+	Sync     registry.SyncRecord
+	Paused   bool
+	Session  registry.Status
+	sess     *registry.Session // nil until connected
+}
+
+// snapshot returns a consistent read-only copy of the driver's state.
+func (c *cluster) snapshot() clusterSnapshot {
+	c.mu.Lock()
+	s := clusterSnapshot{Role: c.role, Upstream: c.upstream, Epoch: c.epoch.Load(), Sync: c.sync, sess: c.sess}
+	if c.pview.Present {
+		s.Primary = c.pview.Record.Name
+	}
+	if m := c.control.Maintenance; m != nil {
+		s.Paused = m.Paused
+	}
+	c.mu.Unlock()
+	if s.sess != nil {
+		s.Session = s.sess.Status()
+	}
+	return s
+}
+
+// noteRole keeps the role for snapshot and counts the change.
+func (c *cluster) noteRole(role election.Role, upstream string) {
+	c.mu.Lock()
+	old := c.role
+	c.role, c.upstream = role, upstream
+	c.mu.Unlock()
+	c.n.metrics.roleChanged(old, role, c.epoch.Load())
 }

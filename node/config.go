@@ -21,6 +21,7 @@ import (
 //	zeo { listen = "127.0.0.1:8100"  read_only = false  protocol = "pickle" }
 //	log { level = "info"  json = false }
 //	replication { replicate_to = "0.0.0.0:5000" }   # or replicate_from = "host:port"
+//	http { listen = "127.0.0.1:8200" }                # health checks, status, metrics
 //
 // A zookeeper block switches the node to ZooKeeper mode (see
 // ClusterConfig): it starts as a candidate, and election decides its role.
@@ -34,6 +35,7 @@ type Config struct {
 	ZooKeeper   *ZooKeeperConfig   `hcl:"zookeeper,block"`
 	Failover    *FailoverConfig    `hcl:"failover,block"`
 	Advertise   *AdvertiseConfig   `hcl:"advertise,block"`
+	HTTP        *HTTPConfig        `hcl:"http,block"`
 
 	// file is the parsed source, kept to point diagnostics at lines.
 	file *hcl.File
@@ -69,6 +71,14 @@ func (z *ZEOConfig) TxnTimeout() time.Duration {
 type LogConfig struct {
 	Level    string    `hcl:"level,optional"`
 	JSON     bool      `hcl:"json,optional"`
+	DefRange hcl.Range `hcl:",def_range"`
+}
+
+// HTTPConfig configures the node's HTTP endpoint (health checks, status
+// and Prometheus metrics; see http.go). Without the block there is none.
+type HTTPConfig struct {
+	// Listen is host:port or a Unix socket path.
+	Listen   string    `hcl:"listen"`
 	DefRange hcl.Range `hcl:",def_range"`
 }
 
@@ -245,6 +255,11 @@ func (c *Config) Validate() hcl.Diagnostics {
 		}
 		if r.Synchronous < 0 {
 			bad("replication", r.DefRange, "synchronous", "%d is negative; 0 means asynchronous", r.Synchronous)
+		}
+	}
+	if h := c.HTTP; h != nil {
+		if err := checkListenAddress(h.Listen); err != nil {
+			bad("http", h.DefRange, "listen", "%v", err)
 		}
 	}
 	c.validateCluster(bad)

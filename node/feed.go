@@ -88,6 +88,8 @@ type SecondaryLag struct {
 	Transactions int
 	// Seconds is how much older Acked is than the newest transaction sent.
 	Seconds float64
+	// Connected reports that the secondary is streaming now.
+	Connected bool
 }
 
 // secondaryLag tracks the transactions sent and not yet acknowledged.
@@ -167,7 +169,7 @@ func (f *Feed) Lags() map[string]SecondaryLag {
 	defer f.mu.Unlock()
 	out := make(map[string]SecondaryLag, len(f.lags))
 	for name, l := range f.lags {
-		sl := SecondaryLag{Acked: l.acked, Transactions: len(l.unacked)}
+		sl := SecondaryLag{Acked: l.acked, Transactions: len(l.unacked), Connected: f.connected[name] > 0}
 		if n := len(l.unacked); n > 0 {
 			sl.Seconds = max(0, l.unacked[n-1].Seconds()-l.acked.Seconds())
 		}
@@ -315,7 +317,7 @@ func (f *Feed) streamZRS20(ctx context.Context, nc net.Conn, fr *zeo.FrameReader
 	}
 	// A zc.zrs secondary never acknowledges, so it only gets what
 	// clients here may see.
-	return f.stream(ctx, nc, start, false, send, nil, peerDone)
+	return f.stream(ctx, nc, start, false, send, nil, nil, peerDone)
 }
 
 // streamGo1 serves one of our secondaries after checking where it stands.
@@ -394,8 +396,27 @@ func (f *Feed) streamGo1(ctx context.Context, nc net.Conn, fr *zeo.FrameReader, 
 		return err
 	}
 	// Our secondaries get transactions once durable, before the commit
-	// gate publishes them, so that they can acknowledge them.
-	return f.stream(ctx, nc, hello.LastTid, true, send, heartbeat, peerDone)
+	// gate publishes them, so that they can acknowledge them, and are
+	// told what is visible here, so that they show no more than that: a
+	// commit this node has not released may be lost in a failover. A
+	// cascading node's visible tid is itself held for its upstream's
+	// release, so the rule holds down a chain.
+	var released storage.Tid
+	release := func(w io.Writer) error {
+		last := f.cfg.Storage.LastTransaction()
+		if last <= released {
+			return nil
+		}
+		b, err := go1Frame(&zrs.Release{Tid: last})
+		if err != nil {
+			return err
+		}
+		if _, err = w.Write(b); err == nil {
+			released = last
+		}
+		return err
+	}
+	return f.stream(ctx, nc, hello.LastTid, true, send, heartbeat, release, peerDone)
 }
 
 // answer decides whether a secondary can be streamed to from where it is.
@@ -480,9 +501,12 @@ func countDurableAfter(store *storage.FileStorage, tid storage.Tid) (int, error)
 // ctx is done (after sending what is committed) or the peer goes away.
 // With durable it sends transactions once durable, before they are
 // published. idle, if set, is sent when nothing else was sent for
-// KeepAlive.
+// KeepAlive. release, if set, is sent at the start and whenever more
+// becomes visible, coalesced: once per wake-up, however many commits
+// were published meanwhile, and also between the transactions of a
+// backlog so that a secondary catching up publishes as it goes.
 func (f *Feed) stream(ctx context.Context, nc net.Conn, start storage.Tid, durable bool,
-	send func(io.Writer, *storage.TxnRecord) error, idle func(io.Writer) error, peerDone <-chan error) error {
+	send func(io.Writer, *storage.TxnRecord) error, idle, release func(io.Writer) error, peerDone <-chan error) error {
 	store := f.cfg.Storage
 	from := start + 1
 	if start == 0 {
@@ -502,6 +526,26 @@ func (f *Feed) stream(ctx context.Context, nc net.Conn, start storage.Tid, durab
 		nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 		return bw.Flush()
 	}
+	// published fires when more becomes visible (nil: never, without
+	// release). It is fetched again before each release reads the last
+	// tid, so that no publication goes unnoticed.
+	var published <-chan struct{}
+	releaseIfPublished := func() error { return nil }
+	if release != nil {
+		published = store.Changed()
+		if err := release(bw); err != nil {
+			return err
+		}
+		releaseIfPublished = func() error {
+			select {
+			case <-published:
+				published = store.Changed()
+				return release(bw)
+			default:
+				return nil
+			}
+		}
+	}
 	ticker := time.NewTicker(f.cfg.KeepAlive)
 	defer ticker.Stop()
 	sent := false
@@ -512,10 +556,16 @@ func (f *Feed) stream(ctx context.Context, nc net.Conn, start storage.Tid, durab
 			if err := send(bw, rec); err != nil {
 				return err
 			}
+			if err := releaseIfPublished(); err != nil {
+				return err
+			}
 			sent = true
 			continue
 		}
 		if !errors.Is(err, io.EOF) {
+			return err
+		}
+		if err := releaseIfPublished(); err != nil {
 			return err
 		}
 		if err := flush(); err != nil {
@@ -526,6 +576,9 @@ func (f *Feed) stream(ctx context.Context, nc net.Conn, start storage.Tid, durab
 		}
 		select {
 		case <-changed:
+		case <-published:
+			// Released on the next pass, flushed with whatever else
+			// became durable meanwhile.
 		case <-ctx.Done():
 			// Loop once more to send what was committed meanwhile.
 		case err := <-peerDone:

@@ -27,6 +27,8 @@ type Node struct {
 	feedLn  net.Listener
 	replica *Replica
 	cluster *cluster // nil in static mode
+	metrics *nodeMetrics
+	httpLn  net.Listener // nil without an http block
 }
 
 // New opens the node's storage and binds its listeners, so that errors in
@@ -106,7 +108,9 @@ func New(cfg *Config, log hclog.Logger) (*Node, error) {
 			rc.MinBackoff = 100 * time.Millisecond
 			rc.MaxBackoff = 2 * time.Second
 			rc.Rewind = true
+			rc.HoldUnreleased = true // no read of a commit a failover could lose
 			rc.OnRewind = func(storage.RewindResult) {
+				n.metrics.rewound()
 				n.zeo.Rewound()
 				if n.feed != nil {
 					n.feed.DropSecondaries()
@@ -114,6 +118,16 @@ func New(cfg *Config, log hclog.Logger) (*Node, error) {
 			}
 		}
 		n.replica = NewReplica(rc, rep.ReplicateFrom)
+	}
+	n.metrics = newMetrics(n)
+	n.zeo.metrics = n.metrics
+	if err := n.listenHTTP(); err != nil {
+		n.ln.Close()
+		if n.feedLn != nil {
+			n.feedLn.Close()
+		}
+		store.Close()
+		return nil, err
 	}
 	return n, nil
 }
@@ -167,6 +181,7 @@ func (n *Node) Run(ctx context.Context) error {
 		"last_tid", n.store.LastTransaction())
 	// The ZEO service stops first, so that replication still sends every
 	// commit it finished; if replication fails, the ZEO service stops too.
+	stopHTTP := n.startHTTP()
 	zeoCtx, stopZEO := context.WithCancel(ctx)
 	defer stopZEO()
 	replCtx, stopRepl := context.WithCancel(context.WithoutCancel(ctx))
@@ -183,7 +198,7 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	if n.feed != nil {
 		n.log.Info("serving replication", "address", n.feedLn.Addr().String())
-		run(1, func() error { return n.feed.Serve(replCtx, n.feedLn) })
+		run(1, func() error { return n.feed.Serve(replCtx, n.metrics.countStreamed(n.feedLn)) })
 	}
 	if n.replica != nil {
 		run(2, func() error { return n.replica.Run(replCtx) })
@@ -204,6 +219,7 @@ func (n *Node) Run(ctx context.Context) error {
 	errs[0] = n.zeo.Serve(zeoCtx, n.ln)
 	stopRepl()
 	wg.Wait()
+	stopHTTP()
 	err := errors.Join(errs...)
 	if cerr := n.store.Close(); err == nil {
 		err = cerr

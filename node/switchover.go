@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/zrs-go/zrs/registry"
+	"github.com/zrs-go/zrs/storage"
 )
 
 // handOverTimeout bounds how long a primary waits, with commits refused,
@@ -56,25 +57,52 @@ func (c *cluster) maybeHandOver(ctx context.Context, sess *registry.Session) {
 func (c *cluster) waitTargetCaughtUp(ctx context.Context, name string) error {
 	ctx, cancel := context.WithTimeout(ctx, handOverTimeout)
 	defer cancel()
-	// Commits that passed their vote before the fence may still finish.
+	return c.waitAcked(ctx, func(lags map[string]SecondaryLag, want storage.Tid) error {
+		if lag, ok := lags[name]; !ok {
+			return fmt.Errorf("target %s is not connected", name)
+		} else if lag.Acked < want {
+			return fmt.Errorf("target %s acknowledged %s of %s", name, lag.Acked, want)
+		}
+		return nil
+	})
+}
+
+// waitSecondariesCaughtUp waits, up to limit, until every connected
+// secondary has acknowledged every durable transaction of this node.
+func (c *cluster) waitSecondariesCaughtUp(limit time.Duration) error {
+	if c.n.feed == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	return c.waitAcked(ctx, func(lags map[string]SecondaryLag, want storage.Tid) error {
+		for name, lag := range lags {
+			if lag.Connected && lag.Acked < want {
+				return fmt.Errorf("secondary %s acknowledged %s of %s", name, lag.Acked, want)
+			}
+		}
+		return nil
+	})
+}
+
+// waitAcked flushes (commits that passed their vote before a fence may
+// still finish), then polls the feed's acknowledgements until caughtUp
+// accepts them or ctx ends.
+func (c *cluster) waitAcked(ctx context.Context, caughtUp func(map[string]SecondaryLag, storage.Tid) error) error {
 	if err := c.n.store.Flush(); err != nil {
-		return fmt.Errorf("flush before handing over: %w", err)
+		return fmt.Errorf("flush: %w", err)
 	}
 	want := c.n.store.LastDurable()
 	tick := time.NewTicker(2 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		lag, ok := c.n.feed.Lags()[name]
-		if ok && lag.Acked >= want {
+		err := caughtUp(c.n.feed.Lags(), want)
+		if err == nil {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			got := "nothing (not connected)"
-			if ok {
-				got = lag.Acked.String()
-			}
-			return fmt.Errorf("target %s acknowledged %s of %s: %w", name, got, want, ctx.Err())
+			return fmt.Errorf("%w: %w", err, ctx.Err())
 		case <-tick.C:
 		}
 	}

@@ -19,7 +19,9 @@ var ErrFenced = fmt.Errorf("primary is fenced: %w", ErrTransient)
 // without dropping connections: a fenced primary that verifies it still
 // holds the primary znode resumes with its clients.
 func (z *ZEOService) Fence(reason string) {
-	z.fence.Store(&reason)
+	if z.fence.Swap(&reason) == nil {
+		z.metrics.fenceStarted()
+	}
 }
 
 // Unfence lets commits through again.

@@ -138,6 +138,7 @@ func (c *zeoConn) loadBefore(_ context.Context, _ any, args []any) (any, error) 
 		return nil, err
 	}
 	c.srv.stats.loads.Add(1)
+	defer c.srv.metrics.timeLoad()()
 	rev, ok, err := c.srv.store.LoadBefore(oid, before)
 	if err != nil || !ok {
 		return nil, err

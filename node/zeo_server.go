@@ -50,6 +50,7 @@ type ZEOService struct {
 	txnLimit time.Duration
 	started  time.Time
 	stats    serviceStats
+	metrics  *nodeMetrics // latency histograms and fence counts; nil: none (metrics.go)
 
 	// mu guards conns and lastTid. Commits update both under the storage's
 	// publication, so registering a connection and reading the last tid

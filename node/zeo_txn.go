@@ -32,6 +32,8 @@ type zeoTxn struct {
 	// invalidated are the oids other clients must drop: every object
 	// the transaction wrote, new ones included, as ZEO reports them.
 	invalidated []storage.Oid
+	// voted is when vote was called (the commit latency metric).
+	voted time.Time
 }
 
 type opKind int
@@ -240,6 +242,7 @@ func (c *zeoConn) vote(ctx context.Context, msgid any, args []any) (any, error) 
 	}
 	vctx, cancel := context.WithCancel(ctx)
 	t.voting, t.cancel = true, cancel
+	t.voted = time.Now()
 	ops := t.ops
 	c.mu.Unlock()
 
@@ -396,6 +399,7 @@ func (c *zeoConn) tpcFinish(_ context.Context, msgid any, args []any) (any, erro
 		return nil, err
 	}
 	c.srv.stats.commits.Add(1)
+	c.srv.metrics.observeCommit(t.voted)
 	// Like ZEO, tell the committer the new size, then reply; both go out
 	// in one write.
 	info, err := c.codec.EncodeFrame(zeo.NewAsync("info", zeo.NewDict("length", int64(c.srv.store.Len()), "size", c.srv.store.Size())))

@@ -62,7 +62,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			}
 			return nil
 		},
-		Commands: []*cli.Command{nodeCommand(), configCommand(), statusCommand(), switchoverCommand(), pauseCommand(), resumeCommand(), verifyCommand(), dumpCommand(), benchCommand()},
+		Commands: []*cli.Command{nodeCommand(), withConfigImport(configCommand()), statusCommand(), switchoverCommand(), pauseCommand(), resumeCommand(), verifyCommand(), dumpCommand(), benchCommand(), workloadCommand()},
 		// cli would call os.Exit for errors that carry an exit code; run
 		// chooses the status instead, so that tests can call Run.
 		ExitErrHandler: func(*cli.Context, error) {},

@@ -9,9 +9,9 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/zrs-go/zrs/wire/zeo"
 )
@@ -298,31 +298,46 @@ func TestValidPythonUTF8(t *testing.T) {
 	}
 }
 
-// Large hostile pickles decode (or fail) in time linear in their size.
+// Large hostile pickles decode (or fail) with work linear in their size.
+// The work is measured as bytes allocated, which, unlike time, a busy
+// machine does not change: the usual way to go quadratic is to copy a
+// growing stack or buffer again and again, and that allocates quadratic
+// bytes. Sixteen times the input must allocate far less than the 256
+// times a quadratic decoder would.
 func TestPickleDecodeLinear(t *testing.T) {
-	const n = 200000
-	inputs := map[string]string{
-		"marks":           strings.Repeat("(", n) + ".",
-		"appends":         "]" + strings.Repeat("K\x01a", n) + ".",
-		"same key":        "}(" + strings.Repeat("K\x01K\x01", n) + "u.",
-		"long INT line":   "I" + strings.Repeat("1", 4*n),
-		"long GLOBAL":     "c" + strings.Repeat("x", 4*n),
-		"many tuples":     strings.Repeat("N\x85", n) + ".",
-		"wide tuple":      "(" + strings.Repeat("N", n) + "t.",
-		"nested then pop": strings.Repeat("]", zeo.MaxDepth) + strings.Repeat("a", zeo.MaxDepth-1) + strings.Repeat("]K\x01a", n) + ".",
+	inputs := map[string]func(n int) string{
+		"marks":         func(n int) string { return strings.Repeat("(", n) + "." },
+		"appends":       func(n int) string { return "]" + strings.Repeat("K\x01a", n) + "." },
+		"same key":      func(n int) string { return "}(" + strings.Repeat("K\x01K\x01", n) + "u." },
+		"long INT line": func(n int) string { return "I" + strings.Repeat("1", 4*n) },
+		"long GLOBAL":   func(n int) string { return "c" + strings.Repeat("x", 4*n) },
+		"many tuples":   func(n int) string { return strings.Repeat("N\x85", n) + "." },
+		"wide tuple":    func(n int) string { return "(" + strings.Repeat("N", n) + "t." },
+		"nested then pop": func(n int) string {
+			return strings.Repeat("]", zeo.MaxDepth) + strings.Repeat("a", zeo.MaxDepth-1) + strings.Repeat("]K\x01a", n) + "."
+		},
+		"distinct tuple keys": func(n int) string {
+			var keys strings.Builder
+			keys.WriteString("}(")
+			for i := range n {
+				fmt.Fprintf(&keys, "J%s\x85N", string(binary.LittleEndian.AppendUint32(nil, uint32(i))))
+			}
+			keys.WriteString("u.")
+			return keys.String()
+		},
 	}
-	var keys strings.Builder
-	keys.WriteString("}(")
-	for i := range n {
-		fmt.Fprintf(&keys, "J%s\x85N", string(binary.LittleEndian.AppendUint32(nil, uint32(i))))
+	allocated := func(p []byte) uint64 {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		decodePickle(p)
+		runtime.ReadMemStats(&after)
+		return max(after.TotalAlloc-before.TotalAlloc, 1)
 	}
-	keys.WriteString("u.")
-	inputs["distinct tuple keys"] = keys.String()
-	for name, p := range inputs {
-		start := time.Now()
-		decodePickle([]byte(p))
-		if d := time.Since(start); d > 2*time.Second {
-			t.Errorf("%s: %d bytes took %v", name, len(p), d)
+	const n = 25000
+	for name, gen := range inputs {
+		small, large := allocated([]byte(gen(n))), allocated([]byte(gen(16*n)))
+		if ratio := float64(large) / float64(small); ratio > 40 {
+			t.Errorf("%s: 16x the input allocated %.1fx the bytes (%d vs %d): not linear", name, ratio, large, small)
 		}
 	}
 }
