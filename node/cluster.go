@@ -311,7 +311,6 @@ func (c *cluster) step(ctx context.Context, sess *registry.Session) {
 	}
 	acts := c.el.Step(v)
 	for _, a := range acts {
-		c.log.Info("election: "+a.String(), "node", c.cfg.Name)
 		c.act(ctx, sess, st, v, a)
 	}
 	c.refreshRecord(sess)
@@ -320,6 +319,7 @@ func (c *cluster) step(ctx context.Context, sess *registry.Session) {
 func (c *cluster) act(ctx context.Context, sess *registry.Session, st registry.Status, v election.View, a election.Action) {
 	switch a := a.(type) {
 	case election.RunForPrimary:
+		c.log.Info("running for primary", "epoch", a.NewEpoch, "last_tid", c.n.store.LastDurable(), "reason", a.Reason)
 		rec := registry.PrimaryRecord{Name: c.cfg.Name, ZEO: c.cfg.Advertise.ZEO, Replication: c.cfg.Advertise.Replication}
 		rctx, cancel := context.WithTimeout(ctx, c.cfg.RegistryConfig().SessionTimeout)
 		term, err := sess.RunForPrimary(rctx, a.EpochVersion, a.NewEpoch, rec)
@@ -340,6 +340,9 @@ func (c *cluster) act(ctx context.Context, sess *registry.Session, st registry.S
 	case election.Follow:
 		c.follow(sess, a)
 	case election.Fence:
+		if !c.n.zeo.Fenced() { // else onStatus fenced and logged it already
+			c.log.Warn("fenced: commits refused", "epoch", c.epoch.Load(), "reason", a.Reason)
+		}
 		c.n.zeo.Fence(a.Reason)
 		sess.Unadvertise()
 		c.setRole(election.Fenced, "")
@@ -389,7 +392,7 @@ func (c *cluster) promote(ctx context.Context, sess *registry.Session, st regist
 		c.log.Warn("advertising the primary's ZEO address failed", "error", err)
 	}
 	c.setRole(election.Primary, "")
-	c.log.Info("promoted: serving commits as primary", "epoch", a.Epoch, "last_tid", c.n.store.LastTransaction())
+	c.log.Info("promoted: serving commits as primary", "epoch", a.Epoch, "last_tid", c.n.store.LastTransaction(), "reason", a.Reason)
 	c.clearDoneSwitchover(ctx, sess)
 }
 
@@ -408,7 +411,8 @@ func (c *cluster) follow(sess *registry.Session, a election.Follow) {
 		c.log.Warn("advertising the read-only ZEO address failed", "error", err)
 	}
 	c.setRole(election.Secondary, a.Upstream)
-	c.log.Info("following", "upstream", a.Upstream, "address", a.ReplAddr, "epoch", a.Epoch)
+	c.log.Info("following", "upstream", a.Upstream, "address", a.ReplAddr, "epoch", a.Epoch,
+		"last_tid", c.n.store.LastDurable(), "reason", a.Reason)
 }
 
 // demote stops this node accepting commits and sends its clients away.
@@ -423,7 +427,7 @@ func (c *cluster) demote(sess *registry.Session, a election.Demote) {
 	sess.Unadvertise()
 	c.setTerm(registry.Term{})
 	c.setRole(election.Candidate, "")
-	c.log.Warn("demoted to candidate", "reason", a.Reason)
+	c.log.Warn("demoted to candidate", "last_tid", c.n.store.LastDurable(), "reason", a.Reason)
 }
 
 // verify finishes an Unfence: commits resume only once ZooKeeper confirms,
