@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/zrs-go/zrs/client"
 	"github.com/zrs-go/zrs/node"
 	"github.com/zrs-go/zrs/storage"
 )
@@ -169,19 +168,7 @@ func TestHTTPStaticPrimarySecondary(t *testing.T) {
 	expectCode(t, sec, "/replica?max_lag=soon", http.StatusBadRequest)
 
 	// A commit reaches the secondary; both report it.
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	w, err := client.Dial(ctx, primary.ZEOAddr().String(), client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	txn := w.Begin(client.TxnMeta{})
-	txn.Store(0, 0, []byte("x"))
-	tid, err := txn.Commit(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tid, _ := commitOne(t, primary)
 	waitFor(t, "the secondary to apply the commit", func() bool {
 		l := sec.Replica().Lag()
 		return l.Connected && l.LastApplied == tid && l.Seconds == 0
@@ -280,19 +267,9 @@ func TestHTTPMetrics(t *testing.T) {
 		t.Fatal("secondary's role metrics are wrong")
 	}
 
+	tid, w := commitOne(t, primary)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	w, err := client.Dial(ctx, primary.ZEOAddr().String(), client.Options{CacheBytes: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	txn := w.Begin(client.TxnMeta{})
-	txn.Store(0, 0, []byte("x"))
-	tid, err := txn.Commit(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, _, err := w.Load(ctx, 0); err != nil {
 		t.Fatal(err)
 	}

@@ -185,19 +185,7 @@ func TestSecondaryAheadStops(t *testing.T) {
 func TestPrimaryReportsSecondaryLag(t *testing.T) {
 	primary := startNode(t, nodeConfig("p", t.TempDir(), &node.ReplicationConfig{ReplicateTo: "127.0.0.1:0"}))
 	sec := startNode(t, nodeConfig("s1", t.TempDir(), &node.ReplicationConfig{ReplicateFrom: primary.ReplicationAddr().String()}))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	w, err := client.Dial(ctx, primary.ZEOAddr().String(), client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	txn := w.Begin(client.TxnMeta{})
-	txn.Store(0, 0, []byte("x"))
-	tid, err := txn.Commit(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tid, _ := commitOne(t, primary)
 	waitFor(t, "the secondary's acknowledgement", func() bool {
 		l, ok := primary.Feed().Lags()["s1"]
 		return ok && l.Acked == tid && l.Transactions == 0
@@ -258,4 +246,24 @@ func TestSecondaryDivergedStops(t *testing.T) {
 	if string(after) != string(before) {
 		t.Fatal("the diverged secondary's data file changed")
 	}
+}
+
+// commitOne stores "x" as object 0 on n through a Go client and returns
+// the commit's tid and the client (closed with the test).
+func commitOne(t *testing.T, n *testNode) (storage.Tid, *client.Client) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	w, err := client.Dial(ctx, n.ZEOAddr().String(), client.Options{CacheBytes: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	txn := w.Begin(client.TxnMeta{})
+	txn.Store(0, 0, []byte("x"))
+	tid, err := txn.Commit(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tid, w
 }
