@@ -52,7 +52,7 @@ func (c *zeoConn) serve(ctx context.Context) {
 	defer c.srv.dropConn(c)
 	defer c.nc.Close()
 	writerDone := make(chan error, 1)
-	go func() { writerDone <- c.out.writeTo(c.nc) }()
+	go func() { writerDone <- c.out.writeTo() }()
 	err := c.readLoop(ctx)
 	c.abortTxn()
 	c.out.close()
@@ -74,7 +74,7 @@ func (c *zeoConn) readLoop(ctx context.Context) error {
 	// Buffered, so that a small frame costs one read system call, not
 	// one for its length and another for its payload.
 	fr := zeo.NewFrameReader(bufio.NewReaderSize(c.nc, readBufferSize), 0)
-	if err := c.out.push(zeo.EncodeFrame(c.srv.encoding.Announcement())); err != nil {
+	if err := c.out.send(zeo.EncodeFrame(c.srv.encoding.Announcement())); err != nil {
 		return err
 	}
 	first, err := fr.ReadFrame()
@@ -91,7 +91,7 @@ func (c *zeoConn) readLoop(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		return c.out.push(zeo.EncodeFrame(js))
+		return c.out.send(zeo.EncodeFrame(js))
 	}
 	c.codec = enc.Codec()
 	for {
@@ -109,8 +109,29 @@ func (c *zeoConn) readLoop(ctx context.Context) error {
 	}
 }
 
-// reply queues the answer to a synchronous call.
+// reply answers a synchronous call from the reader goroutine: at once
+// when nothing is queued before it (see outQueue.send).
 func (c *zeoConn) reply(msgid any, result any) error {
+	frame, err := c.codec.EncodeFrame(zeo.Message{MsgID: msgid, Flag: int64(0), Method: ".reply", Args: result})
+	if err != nil {
+		return fmt.Errorf("encode reply: %w", err)
+	}
+	return c.out.send(frame)
+}
+
+// replyError answers a synchronous call from the reader goroutine with an
+// error reply in the shape ZEO clients expect.
+func (c *zeoConn) replyError(msgid any, err error) error {
+	frame, err := c.errorFrame(msgid, err)
+	if err != nil {
+		return err
+	}
+	return c.out.send(frame)
+}
+
+// queueReply is reply for other goroutines: it never blocks on the
+// network.
+func (c *zeoConn) queueReply(msgid any, result any) error {
 	frame, err := c.codec.EncodeFrame(zeo.Message{MsgID: msgid, Flag: int64(0), Method: ".reply", Args: result})
 	if err != nil {
 		return fmt.Errorf("encode reply: %w", err)
@@ -118,13 +139,21 @@ func (c *zeoConn) reply(msgid any, result any) error {
 	return c.out.push(frame)
 }
 
-// replyError queues an error reply in the shape ZEO clients expect.
-func (c *zeoConn) replyError(msgid any, err error) error {
-	frame, eerr := c.codec.EncodeFrame(zeo.Message{MsgID: msgid, Flag: int64(2), Method: ".reply", Args: errorReply(err)})
-	if eerr != nil {
-		return fmt.Errorf("encode error reply: %w", eerr)
+// queueReplyError is replyError for other goroutines.
+func (c *zeoConn) queueReplyError(msgid any, err error) error {
+	frame, err := c.errorFrame(msgid, err)
+	if err != nil {
+		return err
 	}
 	return c.out.push(frame)
+}
+
+func (c *zeoConn) errorFrame(msgid any, err error) ([]byte, error) {
+	frame, eerr := c.codec.EncodeFrame(zeo.Message{MsgID: msgid, Flag: int64(2), Method: ".reply", Args: errorReply(err)})
+	if eerr != nil {
+		return nil, fmt.Errorf("encode error reply: %w", eerr)
+	}
+	return frame, nil
 }
 
 // notify queues a server→client asynchronous call.

@@ -259,16 +259,16 @@ func (c *zeoConn) vote(ctx context.Context, msgid any, args []any) (any, error) 
 			if stxn != nil {
 				stxn.TpcAbort()
 			}
-			_ = c.replyError(msgid, fmt.Errorf("transaction aborted during vote: %w", storage.ErrWrongTransaction))
+			_ = c.queueReplyError(msgid, fmt.Errorf("transaction aborted during vote: %w", storage.ErrWrongTransaction))
 			return
 		}
 		switch {
 		case err != nil:
 			c.clearTxn()
-			_ = c.replyError(msgid, err)
+			_ = c.queueReplyError(msgid, err)
 		case len(conflicts) > 0:
 			c.srv.stats.conflicts.Add(int64(len(conflicts)))
-			_ = c.reply(msgid, conflicts)
+			_ = c.queueReply(msgid, conflicts)
 		default:
 			t.stxn, t.invalidated = stxn, invalidated
 			if limit := c.srv.txnLimit; limit > 0 {
@@ -283,7 +283,7 @@ func (c *zeoConn) vote(ctx context.Context, msgid any, args []any) (any, error) 
 			for _, oid := range undone {
 				list = append(list, oid.Bytes())
 			}
-			_ = c.reply(msgid, list)
+			_ = c.queueReply(msgid, list)
 		}
 	}()
 	return nil, nil
@@ -392,7 +392,7 @@ func (c *zeoConn) tpcFinish(_ context.Context, msgid any, args []any) (any, erro
 	if err != nil {
 		return nil, fmt.Errorf("encode reply: %w", err)
 	}
-	return nil, c.out.push(info, reply)
+	return nil, c.out.send(info, reply)
 }
 
 func (c *zeoConn) tpcAbort(_ context.Context, _ any, args []any) (any, error) {
