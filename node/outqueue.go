@@ -63,9 +63,11 @@ func (q *outQueue) push(frames ...[]byte) error {
 // send writes frames from the calling goroutine, in one system call, if
 // nothing is queued or being written; otherwise it queues them behind
 // what is there, keeping the order. Writing at once spares a reply the
-// switch to the writer goroutine and the wake-up of that goroutine. Only
-// the connection's reader may call it: the write blocks while the peer
-// does not read, which then holds up that peer's own requests only.
+// switch to the writer goroutine and the wake-up of that goroutine. The
+// write blocks while the peer does not read, so only goroutines working
+// for that peer alone may call it: its reader, whose other requests then
+// wait, and its vote, which holds the commit lock until the peer answers
+// anyway.
 func (q *outQueue) send(frames ...[]byte) error {
 	q.mu.Lock()
 	if q.writing || len(q.frames) > 0 || q.closed || q.err != nil {

@@ -112,9 +112,9 @@ func (c *zeoConn) readLoop(ctx context.Context) error {
 // reply answers a synchronous call from the reader goroutine: at once
 // when nothing is queued before it (see outQueue.send).
 func (c *zeoConn) reply(msgid any, result any) error {
-	frame, err := c.codec.EncodeFrame(zeo.Message{MsgID: msgid, Flag: int64(0), Method: ".reply", Args: result})
+	frame, err := c.replyFrame(msgid, result)
 	if err != nil {
-		return fmt.Errorf("encode reply: %w", err)
+		return err
 	}
 	return c.out.send(frame)
 }
@@ -129,23 +129,12 @@ func (c *zeoConn) replyError(msgid any, err error) error {
 	return c.out.send(frame)
 }
 
-// queueReply is reply for other goroutines: it never blocks on the
-// network.
-func (c *zeoConn) queueReply(msgid any, result any) error {
+func (c *zeoConn) replyFrame(msgid any, result any) ([]byte, error) {
 	frame, err := c.codec.EncodeFrame(zeo.Message{MsgID: msgid, Flag: int64(0), Method: ".reply", Args: result})
 	if err != nil {
-		return fmt.Errorf("encode reply: %w", err)
+		return nil, fmt.Errorf("encode reply: %w", err)
 	}
-	return c.out.push(frame)
-}
-
-// queueReplyError is replyError for other goroutines.
-func (c *zeoConn) queueReplyError(msgid any, err error) error {
-	frame, err := c.errorFrame(msgid, err)
-	if err != nil {
-		return err
-	}
-	return c.out.push(frame)
+	return frame, nil
 }
 
 func (c *zeoConn) errorFrame(msgid any, err error) ([]byte, error) {

@@ -40,6 +40,17 @@ func decodeSimplePickle(p []byte) (v any, ok bool) {
 	}
 	var backing [simpleStackSize]simpleValue
 	stack := backing[:0]
+	// The byte strings share one allocation, sized for the rest of the
+	// message on the first one.
+	var arena []byte
+	bytesValue := func(data []byte, rest int) []byte {
+		if arena == nil {
+			arena = make([]byte, 0, rest)
+		}
+		start := len(arena)
+		arena = append(arena, data...)
+		return arena[start:len(arena):len(arena)]
+	}
 	push := func(v any, height int) bool {
 		if len(stack) == cap(stack) || height >= MaxDepth {
 			return false
@@ -124,9 +135,9 @@ func decodeSimplePickle(p []byte) (v any, ok bool) {
 			data := p[i+1 : i+1+int(p[i])]
 			i += 1 + len(data)
 			if op == opShortBinUni {
-				ok = push(string(data), 0)
+				ok = push(str(data), 0)
 			} else {
-				ok = push(append([]byte{}, data...), 0)
+				ok = push(bytesValue(data, len(p)-i+len(data)), 0)
 			}
 		case opBinbytes, opBinunicode:
 			if i+4 > len(p) {
@@ -139,9 +150,9 @@ func decodeSimplePickle(p []byte) (v any, ok bool) {
 			data := p[i+4 : i+4+int(n)]
 			i += 4 + len(data)
 			if op == opBinunicode {
-				ok = push(string(data), 0)
+				ok = push(str(data), 0)
 			} else {
-				ok = push(append([]byte{}, data...), 0)
+				ok = push(bytesValue(data, len(p)-i+len(data)), 0)
 			}
 		case opEmptyTuple:
 			ok = push(Tuple{}, 0)
@@ -222,4 +233,30 @@ func decodeSimplePickle(p []byte) (v any, ok bool) {
 		}
 	}
 	return nil, false
+}
+
+// str returns b as a string, without allocating for the method names of
+// the frequent messages.
+func str(b []byte) string {
+	switch string(b) {
+	case ReplyMethod:
+		return ReplyMethod
+	case "loadBefore":
+		return "loadBefore"
+	case "invalidateTransaction":
+		return "invalidateTransaction"
+	case "tpc_begin":
+		return "tpc_begin"
+	case "storea":
+		return "storea"
+	case "vote":
+		return "vote"
+	case "tpc_finish":
+		return "tpc_finish"
+	case "info":
+		return "info"
+	case " ":
+		return " "
+	}
+	return string(b)
 }
