@@ -102,3 +102,26 @@ func FuzzSimplePickle(f *testing.F) {
 	}
 	f.Fuzz(checkSimpleMatchesOgrek)
 }
+
+// Decoded messages never alias the payload: the Go client reuses its
+// read buffer for the next frame.
+func TestDecodeDoesNotAliasPayload(t *testing.T) {
+	_, reply := loadBeforeMessages()
+	for _, c := range []Codec{PickleCodec{}, MsgpackCodec{}} {
+		p, err := c.Encode(reply)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := c.Decode(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := m.String()
+		for i := range p {
+			p[i] = 0xee
+		}
+		if got := m.String(); got != want {
+			t.Errorf("%s: decoded message changed with its payload: %s", c.Encoding(), got)
+		}
+	}
+}
