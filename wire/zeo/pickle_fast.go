@@ -12,13 +12,13 @@ import "encoding/binary"
 // PROTO first, then MARK, NONE, NEWTRUE, NEWFALSE, BININT1, BININT2,
 // BININT, LONG1 of at most 8 bytes, SHORT_BINBYTES, BINBYTES,
 // SHORT_BINUNICODE, BINUNICODE, EMPTY_TUPLE, TUPLE, TUPLE1..3, EMPTY_LIST,
-// APPEND, APPENDS, LIST and EMPTY_DICT, ending with STOP as the last byte
-// and exactly one value on the stack. Anything else (memo opcodes, dict
-// items, floats, a stack left with marks or several values, errors of any
-// kind) makes it decline, and decodePickle takes the og-rek path, so the
-// results and errors for such pickles are those of og-rek. For the pickles
-// it accepts it returns what the og-rek path returns; FuzzSimplePickle
-// checks that.
+// APPEND, APPENDS, LIST, EMPTY_DICT, SETITEM and SETITEMS, ending with STOP
+// as the last byte and exactly one value on the stack. Anything else (memo
+// opcodes, DICT, floats, a stack left with marks or several values, errors
+// of any kind) makes it decline, and decodePickle takes the og-rek path,
+// so the results and errors for such pickles are those of og-rek. For the
+// pickles it accepts it returns what the og-rek path returns;
+// FuzzSimplePickle checks that.
 
 // simpleStackSize bounds the fast path's stack; deeper pickles decline.
 const simpleStackSize = 64
@@ -225,6 +225,34 @@ func decodeSimplePickle(p []byte) (v any, ok bool) {
 			ok = true
 		case opEmptyDict:
 			ok = push(new(Dict), 0)
+		case opSetitem, opSetitems:
+			// SETITEM: [... dict k v]; SETITEMS: [... dict MARK k v ...].
+			first, dict := len(stack)-2, len(stack)-3
+			if op == opSetitems {
+				first = topMark() + 1
+				dict = first - 2
+			}
+			if dict < 0 {
+				return nil, false
+			}
+			xs, h, good := items(first)
+			d, isDict := stack[dict].v.(*Dict)
+			if !good || !isDict || len(xs)%2 != 0 {
+				return nil, false
+			}
+			if len(xs) > 0 {
+				if h+1 >= MaxDepth {
+					return nil, false
+				}
+				for j := 0; j < len(xs); j += 2 {
+					if d.set(xs[j], xs[j+1]) != nil {
+						return nil, false
+					}
+				}
+				stack[dict].height = max(stack[dict].height, h+1)
+			}
+			stack = stack[:dict+1]
+			ok = true
 		default:
 			return nil, false
 		}
@@ -255,6 +283,10 @@ func str(b []byte) string {
 		return "tpc_finish"
 	case "info":
 		return "info"
+	case "length":
+		return "length"
+	case "size":
+		return "size"
 	case " ":
 		return " "
 	}

@@ -58,6 +58,8 @@ func TestSimplePickleAcceptsHotMessages(t *testing.T) {
 		NewAsync("invalidateTransaction", oid, List{oid}),
 		NewReply(int64(1<<40), nil),
 		NewReply(int64(-5), Tuple{true, false, "", []byte{}}),
+		NewAsync("info", NewDict("length", int64(1000), "size", int64(1<<20))),
+		NewAsync("info", NewDict("length", int64(1))),
 	}
 	var c PickleCodec
 	for _, m := range msgs {
@@ -76,7 +78,7 @@ func TestSimplePickleAcceptsHotMessages(t *testing.T) {
 // change of them, decodes alike on both paths.
 func TestSimplePickleMatchesOgrek(t *testing.T) {
 	replacements := []byte{opStop, opMark, opNone, opTuple, opTuple1, opTuple2, opTuple3, opEmptyTuple,
-		opEmptyList, opAppend, opAppends, opList, opEmptyDict, opBinint1, opShortBinbytes, opLong1, 0, 1, 0xff}
+		opEmptyList, opAppend, opAppends, opList, opEmptyDict, opSetitem, opSetitems, opBinint1, opShortBinbytes, opLong1, 0, 1, 0xff}
 	for _, seed := range simplePickleSeeds(t) {
 		checkSimpleMatchesOgrek(t, seed)
 		for n := range len(seed) {
