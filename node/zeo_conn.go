@@ -8,6 +8,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -61,7 +62,9 @@ func (c *zeoConn) serve(ctx context.Context) {
 	}
 	var pe *protocolError
 	switch {
-	case err == nil || isEOF(err):
+	case err == nil || isEOF(err) || errors.Is(err, syscall.ECONNRESET):
+		// A client closing its socket with notifications unread resets
+		// the connection: an ordinary departure too.
 		c.log.Debug("client disconnected")
 	case errors.As(err, &pe):
 		c.log.Warn("closing connection", "reason", pe.reason)
