@@ -20,8 +20,13 @@ import "encoding/binary"
 // pickles it accepts it returns what the og-rek path returns;
 // FuzzSimplePickle checks that.
 
-// simpleStackSize bounds the fast path's stack; deeper pickles decline.
-const simpleStackSize = 64
+// simpleStackSize is the fast path's stack that needs no allocation,
+// enough for the hot messages; maxSimpleStack bounds it (an invalidation
+// of many objects has them all on the stack before APPENDS).
+const (
+	simpleStackSize = 16
+	maxSimpleStack  = 1 << 16
+)
 
 // simpleValue is a value on the fast path's stack, with its nesting
 // height, so that pickles the og-rek path would refuse as too deep
@@ -52,7 +57,7 @@ func decodeSimplePickle(p []byte) (v any, ok bool) {
 		return arena[start:len(arena):len(arena)]
 	}
 	push := func(v any, height int) bool {
-		if len(stack) == cap(stack) || height >= MaxDepth {
+		if len(stack) == maxSimpleStack || height >= MaxDepth {
 			return false
 		}
 		stack = append(stack, simpleValue{v: v, height: height})
@@ -92,7 +97,7 @@ func decodeSimplePickle(p []byte) (v any, ok bool) {
 			}
 			return stack[0].v, true
 		case opMark:
-			if len(stack) == cap(stack) {
+			if len(stack) == maxSimpleStack {
 				return nil, false
 			}
 			stack = append(stack, simpleValue{mark: true})

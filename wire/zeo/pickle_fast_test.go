@@ -61,6 +61,11 @@ func TestSimplePickleAcceptsHotMessages(t *testing.T) {
 		NewAsync("info", NewDict("length", int64(1000), "size", int64(1<<20))),
 		NewAsync("info", NewDict("length", int64(1))),
 	}
+	many := make(List, 2500) // APPENDS in batches of 1000
+	for i := range many {
+		many[i] = []byte{0, 0, 0, 0, 0, 0, byte(i >> 8), byte(i)}
+	}
+	msgs = append(msgs, NewAsync("invalidateTransaction", oid, many))
 	var c PickleCodec
 	for _, m := range msgs {
 		p, err := c.Encode(m)
