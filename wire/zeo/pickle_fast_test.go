@@ -132,3 +132,88 @@ func TestDecodeDoesNotAliasPayload(t *testing.T) {
 		}
 	}
 }
+
+// checkSimpleMsgpackMatchesLibrary fails if the msgpack fast path
+// accepts p but decodes it differently from the library path.
+func checkSimpleMsgpackMatchesLibrary(t *testing.T, p []byte) {
+	t.Helper()
+	fast, ok := decodeSimpleMsgpack(p)
+	if !ok {
+		return
+	}
+	slow, err := decodeMsgpackLibrary(p)
+	if err != nil {
+		t.Fatalf("fast path accepts %x as %s; the library path refuses it: %v", p, Repr(fast), err)
+	}
+	if !reflect.DeepEqual(fast, slow) {
+		t.Fatalf("msgpack %x: fast path %#v, library %#v", p, fast, slow)
+	}
+}
+
+func simpleMsgpackSeeds(t testing.TB) [][]byte {
+	var seeds [][]byte
+	for _, r := range loadSession(t, "session-m5.jsonl") {
+		if r.Kind == "message" {
+			seeds = append(seeds, r.frame[HeaderSize:])
+		}
+	}
+	for _, v := range pyVectors {
+		if p, err := hex.DecodeString(v.msgpack); err == nil {
+			seeds = append(seeds, p)
+		}
+	}
+	for _, s := range []string{"cf8000000000000000", "cf7fffffffffffffff", "d3ffffffffffffffff", "ccff", "cdffff", "ceffffffff",
+		"d080", "d18000", "d280000000", "a3616263", "a2c328", "d90161", "da000161", "db0000000161", "c40100", "c5000100", "c600000000",
+		"dc0001c0", "dd00000001c3", "9f", "93c0c2"} {
+		p, _ := hex.DecodeString(s)
+		seeds = append(seeds, p)
+	}
+	return seeds
+}
+
+func TestSimpleMsgpackAcceptsHotMessages(t *testing.T) {
+	req, reply := loadBeforeMessages()
+	oid := []byte{0, 0, 0, 0, 0, 0, 0, 7}
+	var c MsgpackCodec
+	for _, m := range []Message{req, reply, NewCall(7, "vote", int64(3)), NewReply(int64(7), List{}),
+		NewAsync("storea", oid, oid, []byte("data"), int64(3)), NewAsync("invalidateTransaction", oid, List{oid, oid}),
+		NewReply(int64(1<<40), nil), NewReply(int64(-5), Tuple{true, false, "", []byte{}})} {
+		p, err := c.Encode(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := decodeSimpleMsgpack(p); !ok {
+			t.Errorf("%v does not take the fast path", m)
+		}
+		checkSimpleMsgpackMatchesLibrary(t, p)
+	}
+}
+
+func TestSimpleMsgpackMatchesLibrary(t *testing.T) {
+	replacements := []byte{0x00, 0x7f, 0x80, 0x90, 0x93, 0x9f, 0xa0, 0xa3, 0xc0, 0xc1, 0xc2, 0xc3, 0xc4, 0xc5, 0xcc, 0xcf,
+		0xd0, 0xd3, 0xd9, 0xdc, 0xdd, 0xde, 0xe0, 0xff}
+	for _, seed := range simpleMsgpackSeeds(t) {
+		checkSimpleMsgpackMatchesLibrary(t, seed)
+		for n := range len(seed) {
+			checkSimpleMsgpackMatchesLibrary(t, seed[:n])
+		}
+		if len(seed) > 300 {
+			continue
+		}
+		q := make([]byte, len(seed))
+		for i := range seed {
+			for _, b := range replacements {
+				copy(q, seed)
+				q[i] = b
+				checkSimpleMsgpackMatchesLibrary(t, q)
+			}
+		}
+	}
+}
+
+func FuzzSimpleMsgpack(f *testing.F) {
+	for _, p := range simpleMsgpackSeeds(f) {
+		f.Add(p)
+	}
+	f.Fuzz(checkSimpleMsgpackMatchesLibrary)
+}
