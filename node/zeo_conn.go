@@ -106,6 +106,7 @@ func (c *zeoConn) readLoop(ctx context.Context) error {
 		if err != nil {
 			return protoErrorf("undecodable message: %v", err)
 		}
+		fr.Reuse(payload) // msg does not alias it
 		if err := c.dispatch(ctx, msg); err != nil {
 			return err
 		}
