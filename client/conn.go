@@ -45,9 +45,17 @@ type conn struct {
 	// interrupting is set while a caller waits for the background reader
 	// to give up the read side.
 	interrupting bool
-	nextID       int64
-	err          error // why the connection ended, once done is closed
-	done         chan struct{}
+	// A caller reading for itself is interrupted by a read deadline when
+	// its context ends. The context last used is watched until another
+	// replaces it, so that callers sharing a context (a request making
+	// many calls) do not each register with it.
+	watched     context.Context
+	stopWatch   func() bool
+	leadCtx     context.Context // the reading caller's context
+	ctxDeadline bool            // the read deadline was set for leadCtx
+	nextID      int64
+	err         error // why the connection ended, once done is closed
+	done        chan struct{}
 }
 
 // readSide tells who reads the connection.
@@ -67,7 +75,7 @@ const (
 const idleRead = time.Millisecond
 
 // aLongTimeAgo is a read deadline that interrupts a read at once.
-var aLongTimeAgo = time.Unix(1, 0)
+func aLongTimeAgo() time.Time { return time.Unix(1, 0) }
 
 // pendingCall is a call waiting for its reply.
 type pendingCall struct {
@@ -173,25 +181,12 @@ func (c *conn) readIdle() {
 // lead reads for a caller until its own reply arrives, dispatching what
 // comes before it.
 func (c *conn) lead(ctx context.Context, id int64, pc *pendingCall) (any, error) {
-	// A cancelled context interrupts the read; the frame reader resumes
-	// it for the next reader.
-	var interrupted chan struct{}
-	stop := func() bool { return true }
-	if ctx.Done() != nil {
-		interrupted = make(chan struct{})
-		stop = context.AfterFunc(ctx, func() {
-			_ = c.nc.SetReadDeadline(aLongTimeAgo)
-			close(interrupted)
-		})
-	}
-	// settle undoes the interruption, if it happened, before another
-	// goroutine reads.
-	settle := func() error {
-		if stop() {
-			return nil
-		}
-		<-interrupted
-		return c.nc.SetReadDeadline(time.Time{})
+	if err := c.watch(ctx); err != nil {
+		c.mu.Lock()
+		delete(c.pending, id)
+		c.releaseLocked()
+		c.mu.Unlock()
+		return nil, err
 	}
 	for {
 		msg, err := c.readMessage()
@@ -203,7 +198,7 @@ func (c *conn) lead(ctx context.Context, id int64, pc *pendingCall) (any, error)
 			case !mine:
 				continue
 			default:
-				if err = settle(); err != nil {
+				if err = c.unwatch(); err != nil {
 					c.close(err)
 					return nil, fmt.Errorf("%w: %v", ErrDisconnected, err)
 				}
@@ -213,7 +208,9 @@ func (c *conn) lead(ctx context.Context, id int64, pc *pendingCall) (any, error)
 				return v, rerr
 			}
 		} else if errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != nil {
-			if err = settle(); err != nil {
+			// The frame reader resumes the interrupted read for the
+			// next reader.
+			if err = c.unwatch(); err != nil {
 				c.close(err)
 				return nil, fmt.Errorf("%w: %v", ErrDisconnected, err)
 			}
@@ -223,10 +220,61 @@ func (c *conn) lead(ctx context.Context, id int64, pc *pendingCall) (any, error)
 			c.mu.Unlock()
 			return nil, ctx.Err()
 		}
-		_ = settle()
+		_ = c.unwatch()
 		c.close(err)
 		return nil, fmt.Errorf("%w: %v", ErrDisconnected, err)
 	}
+}
+
+// watch arranges for the end of ctx to interrupt the caller's reads, or
+// returns ctx's error if it has ended.
+func (c *conn) watch(ctx context.Context) error {
+	done := ctx.Done()
+	if done == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.leadCtx = ctx
+	if c.watched != ctx {
+		if c.stopWatch != nil {
+			c.stopWatch()
+		}
+		c.watched = ctx
+		c.stopWatch = context.AfterFunc(ctx, func() { c.ctxEnded(ctx) })
+	}
+	// A watch registered earlier may have fired before this call.
+	select {
+	case <-done:
+		c.leadCtx = nil
+		return ctx.Err()
+	default:
+		return nil
+	}
+}
+
+// ctxEnded interrupts the reading caller if ctx is its context.
+func (c *conn) ctxEnded(ctx context.Context) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.leadCtx == ctx && !c.ctxDeadline {
+		c.ctxDeadline = true
+		_ = c.nc.SetReadDeadline(aLongTimeAgo())
+	}
+}
+
+// unwatch ends the caller's reading: its context no longer interrupts
+// reads, and a deadline it set is undone before another goroutine reads.
+func (c *conn) unwatch() error {
+	c.mu.Lock()
+	c.leadCtx = nil
+	set := c.ctxDeadline
+	c.ctxDeadline = false
+	c.mu.Unlock()
+	if set {
+		return c.nc.SetReadDeadline(time.Time{})
+	}
+	return nil
 }
 
 // releaseLocked gives up the read side: to a waiting caller if there is
@@ -312,6 +360,9 @@ func (c *conn) close(err error) {
 	c.err = err
 	close(c.done)
 	c.idle.Stop()
+	if c.stopWatch != nil {
+		c.stopWatch()
+	}
 	c.nc.Close()
 	for id, pc := range c.pending {
 		pc.ch <- callEvent{err: fmt.Errorf("%w: %v", ErrDisconnected, err)}
@@ -375,7 +426,7 @@ func (c *conn) callAfter(ctx context.Context, before [][]byte, method string, ar
 	case readBackground:
 		if !c.interrupting {
 			c.interrupting = true
-			_ = c.nc.SetReadDeadline(aLongTimeAgo)
+			_ = c.nc.SetReadDeadline(aLongTimeAgo())
 		}
 	}
 	c.mu.Unlock()

@@ -214,3 +214,43 @@ func TestConcurrentCallsShareTheReadSide(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// A context shared by several calls is watched once; its cancellation
+// still interrupts the call reading at the time.
+func TestSharedContextCancelsReader(t *testing.T) {
+	addr, accepted := scriptedServer(t)
+	c := dialScripted(t, addr, nil)
+	s := <-accepted
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		id := s.expectCall(t, "ping")
+		if _, err := s.nc.Write(frame(t, zeo.NewReply(id, "first"))); err != nil {
+			t.Error(err)
+		}
+		s.expectCall(t, "ping") // left unanswered
+		for range 2 { // the call with the cancelled context is sent too
+			id = s.expectCall(t, "ping")
+			if _, err := s.nc.Write(frame(t, zeo.NewReply(id, "later"))); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	shared, cancel := context.WithCancel(context.Background())
+	if v, err := c.call(shared, "ping"); err != nil || v != "first" {
+		t.Fatalf("first call: got %v, %v", v, err)
+	}
+	time.AfterFunc(50*time.Millisecond, cancel)
+	if _, err := c.call(shared, "ping"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("second call: got %v, want context.Canceled", err)
+	}
+	if _, err := c.call(shared, "ping"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("call with the cancelled context: got %v, want context.Canceled", err)
+	}
+	ctx, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel2()
+	if v, err := c.call(ctx, "ping"); err != nil || v != "later" {
+		t.Fatalf("call with a new context: got %v, %v", v, err)
+	}
+	<-served
+}
