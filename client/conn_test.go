@@ -229,7 +229,8 @@ func TestSharedContextCancelsReader(t *testing.T) {
 			t.Error(err)
 		}
 		s.expectCall(t, "ping") // left unanswered
-		for range 2 { // the call with the cancelled context is sent too
+		// The call with the cancelled context is sent too.
+		for range 2 {
 			id = s.expectCall(t, "ping")
 			if _, err := s.nc.Write(frame(t, zeo.NewReply(id, "later"))); err != nil {
 				t.Error(err)
