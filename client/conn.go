@@ -80,6 +80,11 @@ func aLongTimeAgo() time.Time { return time.Unix(1, 0) }
 // pendingCall is a call waiting for its reply.
 type pendingCall struct {
 	ch chan callEvent // gets at most one event
+	// waiting is set once the call is written and its caller waits; only
+	// then may the read side be handed to it. A caller still writing
+	// must not hold it: if the server in turn waited for the client to
+	// read, both would wait forever.
+	waiting bool
 }
 
 // callEvent is a call's result, or the read side handed to its caller.
@@ -155,18 +160,19 @@ func (c *conn) readIdle() {
 		c.mu.Lock()
 		if c.interrupting {
 			// Asked to stop: whatever the read was doing when the
-			// deadline hit, the frame reader resumes it later.
+			// deadline hit, the frame reader resumes it later. The
+			// deadline is undone under the lock, so that no caller
+			// sets it again before the read side changes hands.
 			c.interrupting = false
-			c.mu.Unlock()
 			if derr := c.nc.SetReadDeadline(time.Time{}); derr != nil && err == nil {
 				err = derr
 			}
 			if err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
-				c.mu.Lock()
 				c.releaseLocked()
 				c.mu.Unlock()
 				return
 			}
+			c.mu.Unlock()
 			c.close(err)
 			return
 		}
@@ -281,9 +287,11 @@ func (c *conn) unwatch() error {
 // one, else, after idleRead, to the background reader.
 func (c *conn) releaseLocked() {
 	for _, pc := range c.pending {
-		c.reader = readCaller
-		pc.ch <- callEvent{turn: true}
-		return
+		if pc.waiting {
+			c.reader = readCaller
+			pc.ch <- callEvent{turn: true}
+			return
+		}
 	}
 	c.reader = readNone
 	if !c.isDone() {
@@ -416,6 +424,7 @@ func (c *conn) callAfter(ctx context.Context, before [][]byte, method string, ar
 		return nil, err
 	}
 	c.mu.Lock()
+	pc.waiting = true
 	select {
 	case ev := <-pc.ch:
 		c.mu.Unlock()

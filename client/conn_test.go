@@ -255,3 +255,57 @@ func TestSharedContextCancelsReader(t *testing.T) {
 	}
 	<-served
 }
+
+// A server that sends more than the socket holds before it reads again
+// is read from while callers are still writing large calls: nobody
+// holds the read side while writing, and the background reader drains
+// the connection.
+func TestReadsWhileCallersWrite(t *testing.T) {
+	addr, accepted := scriptedServer(t)
+	c := dialScripted(t, addr, nil)
+	s := <-accepted
+	const callers = 8
+	big := make([]byte, 1<<20)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		id := s.expectCall(t, "first")
+		note := frame(t, zeo.NewAsync("info", string(make([]byte, 60<<10))))
+		for range 16 << 20 / len(note) {
+			if _, err := s.nc.Write(note); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+		if _, err := s.nc.Write(frame(t, zeo.NewReply(id, nil))); err != nil {
+			t.Error(err)
+		}
+		for range callers {
+			id := s.expectCall(t, "big")
+			if _, err := s.nc.Write(frame(t, zeo.NewReply(id, nil))); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if _, err := c.call(ctx, "first"); err != nil {
+			t.Error(err)
+		}
+	}()
+	for range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.call(ctx, "big", big); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	<-served
+}
