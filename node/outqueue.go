@@ -14,8 +14,8 @@ var errQueueFull = errors.New("outgoing queue full: peer is not reading")
 
 // outQueue holds the frames waiting to be written to one connection, in
 // the order they were produced. Producers other than the connection's
-// reader never block on the network: they queue, and the writer goroutine
-// (writeTo) writes.
+// reader and its vote (see send) never block on the network: they queue,
+// and the writer goroutine (writeTo) writes.
 type outQueue struct {
 	w      io.Writer
 	mu     sync.Mutex
