@@ -8,6 +8,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -53,7 +54,7 @@ func (c *zeoConn) serve(ctx context.Context) {
 	defer c.nc.Close()
 	writerDone := make(chan error, 1)
 	go func() {
-		err := c.out.writeTo(c.nc)
+		err := c.out.writeTo()
 		// A drained, closed queue ends the connection (closeAfterReplies).
 		c.nc.Close()
 		writerDone <- err
@@ -66,7 +67,9 @@ func (c *zeoConn) serve(ctx context.Context) {
 	}
 	var pe *protocolError
 	switch {
-	case err == nil || isEOF(err):
+	case err == nil || isEOF(err) || errors.Is(err, syscall.ECONNRESET):
+		// A client closing its socket with notifications unread resets
+		// the connection: an ordinary departure too.
 		c.log.Debug("client disconnected")
 	case errors.As(err, &pe):
 		c.log.Warn("closing connection", "reason", pe.reason)
@@ -83,7 +86,7 @@ func (c *zeoConn) readLoop(ctx context.Context) error {
 	// Buffered, so that a small frame costs one read system call, not
 	// one for its length and another for its payload.
 	fr := zeo.NewFrameReader(bufio.NewReaderSize(c.nc, readBufferSize), 0)
-	if err := c.out.push(zeo.EncodeFrame(c.srv.encoding.Announcement())); err != nil {
+	if err := c.out.send(zeo.EncodeFrame(c.srv.encoding.Announcement())); err != nil {
 		return err
 	}
 	first, err := fr.ReadFrame()
@@ -100,7 +103,7 @@ func (c *zeoConn) readLoop(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		return c.out.push(zeo.EncodeFrame(js))
+		return c.out.send(zeo.EncodeFrame(js))
 	}
 	c.codec = enc.Codec()
 	for {
@@ -112,28 +115,47 @@ func (c *zeoConn) readLoop(ctx context.Context) error {
 		if err != nil {
 			return protoErrorf("undecodable message: %v", err)
 		}
+		fr.Reuse(payload) // msg does not alias it
 		if err := c.dispatch(ctx, msg); err != nil {
 			return err
 		}
 	}
 }
 
-// reply queues the answer to a synchronous call.
+// reply answers a synchronous call from the reader goroutine: at once
+// when nothing is queued before it (see outQueue.send).
 func (c *zeoConn) reply(msgid any, result any) error {
-	frame, err := c.codec.EncodeFrame(zeo.Message{MsgID: msgid, Flag: int64(0), Method: ".reply", Args: result})
+	frame, err := c.replyFrame(msgid, result)
 	if err != nil {
-		return fmt.Errorf("encode reply: %w", err)
+		return err
 	}
-	return c.out.push(frame)
+	return c.out.send(frame)
 }
 
-// replyError queues an error reply in the shape ZEO clients expect.
+// replyError answers a synchronous call from the reader goroutine with an
+// error reply in the shape ZEO clients expect.
 func (c *zeoConn) replyError(msgid any, err error) error {
+	frame, err := c.errorFrame(msgid, err)
+	if err != nil {
+		return err
+	}
+	return c.out.send(frame)
+}
+
+func (c *zeoConn) replyFrame(msgid any, result any) ([]byte, error) {
+	frame, err := c.codec.EncodeFrame(zeo.Message{MsgID: msgid, Flag: int64(0), Method: ".reply", Args: result})
+	if err != nil {
+		return nil, fmt.Errorf("encode reply: %w", err)
+	}
+	return frame, nil
+}
+
+func (c *zeoConn) errorFrame(msgid any, err error) ([]byte, error) {
 	frame, eerr := c.codec.EncodeFrame(zeo.Message{MsgID: msgid, Flag: int64(2), Method: ".reply", Args: errorReply(err)})
 	if eerr != nil {
-		return fmt.Errorf("encode error reply: %w", eerr)
+		return nil, fmt.Errorf("encode error reply: %w", eerr)
 	}
-	return c.out.push(frame)
+	return frame, nil
 }
 
 // notify queues a server→client asynchronous call.

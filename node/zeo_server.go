@@ -262,7 +262,7 @@ func (z *ZEOService) newConn(nc net.Conn) *zeoConn {
 		srv:       z,
 		nc:        nc,
 		log:       z.log.With("client", nc.RemoteAddr().String()),
-		out:       newOutQueue(z.maxQueue),
+		out:       newOutQueue(nc, z.maxQueue),
 		iterators: make(map[int64]*zeoIterator),
 	}
 	z.mu.Lock()

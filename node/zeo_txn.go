@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/zrs-go/zrs/storage"
@@ -254,42 +255,54 @@ func (c *zeoConn) vote(ctx context.Context, msgid any, args []any) (any, error) 
 		c.srv.stats.waiting.Add(1)
 		stxn, conflicts, invalidated, undone, err := c.srv.runVote(vctx, t.meta, ops)
 		c.srv.stats.waiting.Add(-1)
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		t.voting = false
-		if c.txn != t {
-			// Aborted while voting.
-			if stxn != nil {
-				stxn.TpcAbort()
-			}
-			_ = c.replyError(msgid, fmt.Errorf("transaction aborted during vote: %w", storage.ErrWrongTransaction))
-			return
+		frame, err := c.voted(t, msgid, stxn, conflicts, invalidated, undone, err)
+		if err == nil {
+			// Written from here rather than by the writer goroutine:
+			// the commit lock is held until the client answers this,
+			// so the sooner it leaves, the sooner other votes run.
+			err = c.out.send(frame)
 		}
-		switch {
-		case err != nil:
-			c.clearTxn()
-			_ = c.replyError(msgid, err)
-		case len(conflicts) > 0:
-			c.srv.stats.conflicts.Add(int64(len(conflicts)))
-			_ = c.reply(msgid, conflicts)
-		default:
-			t.stxn, t.invalidated = stxn, invalidated
-			if limit := c.srv.txnLimit; limit > 0 {
-				t.timeout = time.AfterFunc(limit, func() {
-					c.log.Warn("closing connection: transaction holds the commit lock too long after its vote",
-						"tid", stxn.Tid(), "limit", limit)
-					c.nc.Close()
-				})
-			}
-			// Like ZEO, the vote answer lists the objects an undo changed.
-			list := zeo.List{}
-			for _, oid := range undone {
-				list = append(list, oid.Bytes())
-			}
-			_ = c.reply(msgid, list)
+		if err != nil && !isEOF(err) && !errors.Is(err, io.ErrClosedPipe) {
+			c.log.Warn("cannot answer vote", "error", err)
 		}
 	}()
 	return nil, nil
+}
+
+// voted records the outcome of a vote and returns the answer to send.
+func (c *zeoConn) voted(t *zeoTxn, msgid any, stxn *storage.Txn, conflicts zeo.List, invalidated, undone []storage.Oid, err error) ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t.voting = false
+	if c.txn != t {
+		// Aborted while voting.
+		if stxn != nil {
+			stxn.TpcAbort()
+		}
+		return c.errorFrame(msgid, fmt.Errorf("transaction aborted during vote: %w", storage.ErrWrongTransaction))
+	}
+	switch {
+	case err != nil:
+		c.clearTxn()
+		return c.errorFrame(msgid, err)
+	case len(conflicts) > 0:
+		c.srv.stats.conflicts.Add(int64(len(conflicts)))
+		return c.replyFrame(msgid, conflicts)
+	}
+	t.stxn, t.invalidated = stxn, invalidated
+	if limit := c.srv.txnLimit; limit > 0 {
+		t.timeout = time.AfterFunc(limit, func() {
+			c.log.Warn("closing connection: transaction holds the commit lock too long after its vote",
+				"tid", stxn.Tid(), "limit", limit)
+			c.nc.Close()
+		})
+	}
+	// Like ZEO, the vote answer lists the objects an undo changed.
+	list := zeo.List{}
+	for _, oid := range undone {
+		list = append(list, oid.Bytes())
+	}
+	return c.replyFrame(msgid, list)
 }
 
 // runVote is the storage side of a vote. On success it returns the voted
@@ -410,7 +423,7 @@ func (c *zeoConn) tpcFinish(_ context.Context, msgid any, args []any) (any, erro
 	if err != nil {
 		return nil, fmt.Errorf("encode reply: %w", err)
 	}
-	return nil, c.out.push(info, reply)
+	return nil, c.out.send(info, reply)
 }
 
 func (c *zeoConn) tpcAbort(_ context.Context, _ any, args []any) (any, error) {

@@ -49,6 +49,8 @@ func benchCommand() *cli.Command {
 			&cli.BoolFlag{Name: "cache", Usage: "let the clients use their object cache (off: every load goes to the server)"},
 			&cli.BoolFlag{Name: "fsync-baseline", Usage: "first measure the disk's serial fsync rate in the data directory"},
 			&cli.DurationFlag{Name: "fsync-duration", Value: 2 * time.Second, Usage: "how long the fsync baseline runs"},
+			&cli.BoolFlag{Name: "tcp-baseline", Usage: "first measure bare loopback TCP round trips in Go over --connections connections: what the machine allows any server"},
+			&cli.DurationFlag{Name: "tcp-duration", Value: 2 * time.Second, Usage: "how long the TCP baseline runs"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the measured run (clients, and the embedded node) to `FILE`"},
 			&cli.StringFlag{Name: "data-dir", Usage: "`DIR` in which the embedded node's temporary data directory and the fsync baseline file are created (default: the system temporary directory)"},
 		},
@@ -70,6 +72,8 @@ type benchConfig struct {
 	cache         bool
 	fsyncBaseline bool
 	fsyncDuration time.Duration
+	tcpBaseline   bool
+	tcpDuration   time.Duration
 	dataDir       string
 	cpuProfile    string
 }
@@ -86,6 +90,8 @@ func benchConfigFrom(c *cli.Context) (*benchConfig, error) {
 		cache:         c.Bool("cache"),
 		fsyncBaseline: c.Bool("fsync-baseline"),
 		fsyncDuration: c.Duration("fsync-duration"),
+		tcpBaseline:   c.Bool("tcp-baseline"),
+		tcpDuration:   c.Duration("tcp-duration"),
 		dataDir:       c.String("data-dir"),
 		cpuProfile:    c.String("cpuprofile"),
 	}
@@ -112,6 +118,8 @@ func benchConfigFrom(c *cli.Context) (*benchConfig, error) {
 		return nil, fmt.Errorf("bench: --protocol applies to the embedded node; with --addr the server chooses")
 	case cfg.fsyncDuration <= 0:
 		return nil, fmt.Errorf("bench: --fsync-duration must be positive")
+	case cfg.tcpDuration <= 0:
+		return nil, fmt.Errorf("bench: --tcp-duration must be positive")
 	}
 	if cfg.dataDir == "" {
 		cfg.dataDir = os.TempDir()
@@ -144,11 +152,17 @@ func runBench(c *cli.Context) (err error) {
 	defer stop()
 	out := c.App.Writer
 
-	// The baseline runs first, so that nothing else competes for the disk.
-	var fsyncs float64
+	// The baselines run first, so that nothing else competes for the
+	// disk or the processors.
+	var base baselines
 	if cfg.fsyncBaseline {
-		if fsyncs, err = fsyncRate(cfg.dataDir, cfg.fsyncDuration); err != nil {
+		if base.fsyncs, err = fsyncRate(cfg.dataDir, cfg.fsyncDuration); err != nil {
 			return fmt.Errorf("bench: fsync baseline: %w", err)
+		}
+	}
+	if cfg.tcpBaseline {
+		if base.roundTrips, err = tcpPingPong(ctx, cfg.connections, cfg.tcpDuration); err != nil {
+			return fmt.Errorf("bench: TCP baseline: %w", err)
 		}
 	}
 
@@ -177,7 +191,7 @@ func runBench(c *cli.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	printBench(out, cfg, where, res, fsyncs)
+	printBench(out, cfg, where, res, base)
 	if n := res.errors(); n > 0 {
 		return fmt.Errorf("bench: %d operations failed (first: %v)", n, res.firstErr)
 	}
@@ -458,7 +472,14 @@ func (w *benchWorker) op(ctx context.Context, kind opKind) error {
 	return err
 }
 
-func printBench(out io.Writer, cfg *benchConfig, where string, res *benchResult, fsyncs float64) {
+// baselines are the machine's limits measured before the run; zero when
+// not measured.
+type baselines struct {
+	fsyncs     float64 // serial fsyncs per second
+	roundTrips float64 // bare TCP round trips per second
+}
+
+func printBench(out io.Writer, cfg *benchConfig, where string, res *benchResult, base baselines) {
 	cache := "off"
 	if cfg.cache {
 		cache = "on"
@@ -483,11 +504,17 @@ func printBench(out io.Writer, cfg *benchConfig, where string, res *benchResult,
 	}
 	fmt.Fprintf(tw, "total\t%d\t%.0f\t\t\t\t\t\t\n", totalOps, float64(totalOps)/secs)
 	tw.Flush()
-	if fsyncs > 0 {
+	if base.fsyncs > 0 {
 		commits := float64(len(res.ops[opCommit].latencies)) / secs
 		fmt.Fprintf(out, "\nfsync baseline: %.0f serial fsyncs per second (100-byte append + fsync, %s, in %s)\n",
-			fsyncs, cfg.fsyncDuration, cfg.dataDir)
-		fmt.Fprintf(out, "commits per second / fsyncs per second = %.0f / %.0f = %.2f\n", commits, fsyncs, commits/fsyncs)
+			base.fsyncs, cfg.fsyncDuration, cfg.dataDir)
+		fmt.Fprintf(out, "commits per second / fsyncs per second = %.0f / %.0f = %.2f\n", commits, base.fsyncs, commits/base.fsyncs)
+	}
+	if base.roundTrips > 0 {
+		fmt.Fprintf(out, "\nTCP baseline: %.0f round trips per second over %d connection(s) (loopback, %d-byte request, %d-byte reply, %s)\n",
+			base.roundTrips, cfg.connections, tcpBaselineRequest, tcpBaselineReply, cfg.tcpDuration)
+		fmt.Fprintf(out, "operations per second / round trips per second = %.0f / %.0f = %.2f\n",
+			float64(totalOps)/secs, base.roundTrips, float64(totalOps)/secs/base.roundTrips)
 	}
 }
 

@@ -30,9 +30,10 @@ const (
 // and the payload buffer grows only as bytes actually arrive, so a peer
 // announcing a huge frame and sending nothing costs almost no memory.
 type FrameReader struct {
-	r   io.Reader
-	max int
-	hdr [HeaderSize]byte
+	r     io.Reader
+	max   int
+	hdr   [HeaderSize]byte
+	spare []byte // a payload handed back by Reuse
 }
 
 // NewFrameReader returns a FrameReader reading from r that accepts payloads
@@ -47,8 +48,8 @@ func NewFrameReader(r io.Reader, maxSize int) *FrameReader {
 // MaxFrameSize returns the largest payload the reader accepts.
 func (fr *FrameReader) MaxFrameSize() int { return fr.max }
 
-// ReadFrame reads the next frame and returns its payload in a newly
-// allocated slice owned by the caller.
+// ReadFrame reads the next frame and returns its payload in a slice owned
+// by the caller: newly allocated, or one handed back with Reuse.
 //
 // At a clean end of stream (no byte of a new frame read) it returns io.EOF
 // itself; a stream ending inside a frame yields an error wrapping
@@ -67,7 +68,12 @@ func (fr *FrameReader) ReadFrame() ([]byte, error) {
 		return nil, fmt.Errorf("zeo: incoming frame of %d bytes exceeds the limit of %d bytes: %w", n, fr.max, ErrFrameTooLarge)
 	}
 	size := int(n)
-	buf := make([]byte, 0, min(size, readChunk))
+	var buf []byte
+	if cap(fr.spare) >= min(size, readChunk) {
+		buf, fr.spare = fr.spare[:0], nil
+	} else {
+		buf = make([]byte, 0, min(size, readChunk))
+	}
 	for len(buf) < size {
 		if len(buf) == cap(buf) {
 			// Everything announced so far has arrived: double the buffer.
@@ -75,7 +81,7 @@ func (fr *FrameReader) ReadFrame() ([]byte, error) {
 			copy(grown, buf)
 			buf = grown
 		}
-		m, err := io.ReadFull(fr.r, buf[len(buf):cap(buf)])
+		m, err := io.ReadFull(fr.r, buf[len(buf):min(size, cap(buf))])
 		buf = buf[:len(buf)+m]
 		if err != nil {
 			if errors.Is(err, io.EOF) {
@@ -85,6 +91,16 @@ func (fr *FrameReader) ReadFrame() ([]byte, error) {
 		}
 	}
 	return buf, nil
+}
+
+// Reuse hands back a payload returned by ReadFrame that the caller no
+// longer uses (a decoded message does not alias its payload), so that a
+// later ReadFrame reads into its buffer instead of allocating one.
+// Buffers larger than the first allocation for a payload are not kept.
+func (fr *FrameReader) Reuse(p []byte) {
+	if cap(p) <= readChunk {
+		fr.spare = p
+	}
 }
 
 // FrameWriter writes length-prefixed frames.

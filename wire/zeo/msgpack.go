@@ -75,6 +75,14 @@ func packTop(prefix []byte, v any, sizeHint int) ([]byte, error) {
 
 // DecodeValue unpacks a single value; the whole of p must be consumed.
 func (MsgpackCodec) DecodeValue(p []byte) (any, error) {
+	if v, ok := decodeSimpleMsgpack(p); ok {
+		return v, nil
+	}
+	return decodeMsgpackLibrary(p)
+}
+
+// decodeMsgpackLibrary decodes any value through the msgpack library.
+func decodeMsgpackLibrary(p []byte) (any, error) {
 	r := bytes.NewReader(p)
 	dec := msgpack.GetDecoder()
 	defer msgpack.PutDecoder(dec)

@@ -386,6 +386,14 @@ func decodeLong(le []byte) any {
 
 // decodePickle decodes one pickle into the value model.
 func decodePickle(p []byte) (any, error) {
+	if v, ok := decodeSimplePickle(p); ok {
+		return v, nil
+	}
+	return decodePickleOgrek(p)
+}
+
+// decodePickleOgrek decodes any pickle through og-rek.
+func decodePickleOgrek(p []byte) (any, error) {
 	stream, err := preparePickle(p)
 	if err != nil {
 		return nil, err
