@@ -405,6 +405,9 @@ func (c *conn) call(ctx context.Context, method string, args ...any) (any, error
 // callAfter sends the frames before (asynchronous calls, see asyncFrame)
 // and then a synchronous call, all in one write, and waits for the reply.
 func (c *conn) callAfter(ctx context.Context, before [][]byte, method string, args ...any) (any, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err // not sent: the caller has given up already
+	}
 	pc := &pendingCall{ch: make(chan callEvent, 1)}
 	c.mu.Lock()
 	if c.isDone() {
