@@ -16,10 +16,13 @@ node: build
 	./bin/zrs node --data-dir zrs-data
 
 # Every test; CI runs exactly this. Installs ZooKeeper and java first when
-# they are missing (integration tests run real servers).
+# they are missing (integration tests run real servers), then ends with a
+# short chaos run against the docker compose cluster (images are built
+# when missing).
 test: deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) chaos-short
 
 # What the tests need besides Go (ZooKeeper, java), installed when missing.
 deps:

@@ -94,13 +94,19 @@ type callEvent struct {
 	turn  bool
 }
 
+// dialTimeout bounds connecting to one server. A server whose host died
+// with its address (a killed container, a powered-off machine) answers
+// nothing, and without a bound the kernel's SYN retries would hold the
+// client for minutes while another server could serve it.
+const dialTimeout = 2 * time.Second
+
 // dialConn connects and completes the protocol handshake.
 func dialConn(ctx context.Context, addr string, onNotify func(string, []any)) (*conn, error) {
 	network := "tcp"
 	if strings.Contains(addr, "/") {
 		network = "unix"
 	}
-	var d net.Dialer
+	d := net.Dialer{Timeout: dialTimeout}
 	nc, err := d.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, err

@@ -76,9 +76,10 @@ func runWorkload(c *cli.Context) error {
 	log := logger(c)
 	clientLog := log
 	if !c.IsSet("log-level") {
-		// Reconnections during faults are expected; keep them out of
-		// the way unless asked for.
-		clientLog = hclog.New(&hclog.LoggerOptions{Name: "client", Level: hclog.Error, Output: c.App.ErrWriter})
+		// The clients' own reports at WARN (disconnections, refused
+		// servers) explain gaps in the history; their chatter below
+		// that stays out unless asked for.
+		clientLog = hclog.New(&hclog.LoggerOptions{Name: "client", Level: hclog.Warn, Output: c.App.ErrWriter})
 	}
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

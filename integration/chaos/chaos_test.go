@@ -365,10 +365,11 @@ func (v view) String() string {
 	return b.String()
 }
 
-// waitRecovered waits until the cluster is healthy and every secondary
-// has caught up with where the primary was when it first looked healthy,
-// and every container runs. It returns the final view.
-func (e *env) waitRecovered(timeout time.Duration) (view, error) {
+// waitRecovered waits until the cluster is healthy, every secondary has
+// caught up with where the primary was when it first looked healthy, the
+// primary has committed since (when commit is set: the workload's writes
+// flow again), and every container runs. It returns the final view.
+func (e *env) waitRecovered(timeout time.Duration, commit bool) (view, error) {
 	deadline := time.Now().Add(timeout)
 	var (
 		mark     storage.Tid
@@ -400,7 +401,7 @@ func (e *env) waitRecovered(timeout time.Duration) (view, error) {
 			time.Sleep(300 * time.Millisecond)
 			continue
 		}
-		caught := true
+		caught := !commit || p > mark
 		for _, n := range v.nodes {
 			if n.LastTid < mark {
 				caught = false
@@ -791,7 +792,7 @@ func TestChaos(t *testing.T) {
 		}
 		e.zkMu.Unlock()
 	}()
-	v, err := e.waitRecovered(recoverTimeout)
+	v, err := e.waitRecovered(recoverTimeout, false)
 	if err != nil {
 		e.saveLogs()
 		t.Fatal(err)
@@ -812,7 +813,7 @@ func TestChaos(t *testing.T) {
 	}
 	stuck := false
 	for i, kind := range Schedule(e.rng, kinds, *flagRounds) {
-		v, err := e.waitRecovered(recoverTimeout)
+		v, err := e.waitRecovered(recoverTimeout, true)
 		if err != nil {
 			rep.Problems = append(rep.Problems, fmt.Sprintf("before round %d: %v", i, err))
 			stuck = true
@@ -826,7 +827,7 @@ func TestChaos(t *testing.T) {
 		}
 		e.logf("round %d: %s on %s injected; recovery done %.1fs after", i, kind, f.Target, float64(f.Healed-f.Start)/1e9)
 		_ = e.reconnectZK()
-		after, err := e.waitRecovered(recoverTimeout)
+		after, err := e.waitRecovered(recoverTimeout, true)
 		if err != nil {
 			rep.Problems = append(rep.Problems, fmt.Sprintf("round %d %s: %v", i, kind, err))
 			e.logf("round %d: %v", i, err)
@@ -863,7 +864,7 @@ func TestChaos(t *testing.T) {
 	// End state: quiet, converged, read from every node.
 	var finals Finals
 	if !stuck {
-		if _, err := e.waitRecovered(recoverTimeout); err != nil {
+		if _, err := e.waitRecovered(recoverTimeout, false); err != nil {
 			rep.Problems = append(rep.Problems, err.Error())
 		}
 		if qv, err := e.waitQuiet(time.Minute); err != nil {
