@@ -40,15 +40,21 @@ func clusterFlags(extra ...cli.Flag) []cli.Flag {
 	}, extra...)
 }
 
-// connectCluster opens a ZooKeeper session for a cluster command; the
-// context ends after --timeout.
-func connectCluster(c *cli.Context) (*registry.Session, context.Context, context.CancelFunc, error) {
+// clusterConfig is the registry configuration the cluster flags give.
+func clusterConfig(c *cli.Context) (registry.Config, error) {
 	cfg := registry.Config{
 		Servers: strings.Split(c.String("zookeeper"), ","),
 		Cluster: c.String("cluster"),
 		Root:    c.String("root"),
 	}.WithDefaults()
-	if err := cfg.Validate(); err != nil {
+	return cfg, cfg.Validate()
+}
+
+// connectCluster opens a ZooKeeper session for a cluster command; the
+// context ends after --timeout.
+func connectCluster(c *cli.Context) (*registry.Session, context.Context, context.CancelFunc, error) {
+	cfg, err := clusterConfig(c)
+	if err != nil {
 		return nil, nil, nil, err
 	}
 	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))

@@ -10,7 +10,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -49,12 +48,8 @@ func workloadCommand() *cli.Command {
 }
 
 func runWorkload(c *cli.Context) error {
-	cfg := registry.Config{
-		Servers: strings.Split(c.String("zookeeper"), ","),
-		Cluster: c.String("cluster"),
-		Root:    c.String("root"),
-	}.WithDefaults()
-	if err := cfg.Validate(); err != nil {
+	cfg, err := clusterConfig(c)
+	if err != nil {
 		return err
 	}
 	writers, readers, keys := c.Int("writers"), c.Int("readers"), c.Int("keys")
