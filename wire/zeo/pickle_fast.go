@@ -86,6 +86,19 @@ func decodeSimplePickle(p []byte) (v any, ok bool) {
 		}
 		return xs, h, true
 	}
+	// popMarked pops the topmost mark and the values above it (TUPLE,
+	// LIST), returning the values and their greatest height.
+	popMarked := func() ([]any, int, bool) {
+		k := topMark()
+		if k < 0 {
+			return nil, 0, false
+		}
+		xs, h, good := items(k + 1)
+		if good {
+			stack = stack[:k]
+		}
+		return xs, h, good
+	}
 	i := 2
 	for i < len(p) {
 		op := p[i]
@@ -173,15 +186,10 @@ func decodeSimplePickle(p []byte) (v any, ok bool) {
 			stack = stack[:k]
 			ok = push(Tuple(xs), h+1)
 		case opTuple:
-			k := topMark()
-			if k < 0 {
-				return nil, false
-			}
-			xs, h, good := items(k + 1)
+			xs, h, good := popMarked()
 			if !good {
 				return nil, false
 			}
-			stack = stack[:k]
 			if len(xs) == 0 {
 				ok = push(Tuple{}, 0)
 			} else {
@@ -190,15 +198,10 @@ func decodeSimplePickle(p []byte) (v any, ok bool) {
 		case opEmptyList:
 			ok = push(List{}, 0)
 		case opList:
-			k := topMark()
-			if k < 0 {
-				return nil, false
-			}
-			xs, h, good := items(k + 1)
+			xs, h, good := popMarked()
 			if !good {
 				return nil, false
 			}
-			stack = stack[:k]
 			if len(xs) == 0 {
 				ok = push(List{}, 0)
 			} else {
