@@ -6,21 +6,28 @@ import (
 	"testing"
 )
 
+// checkFastMatches fails if a fast path accepts p but decodes it
+// differently from the general path (what names it in messages).
+func checkFastMatches(t *testing.T, p []byte, what string, fastPath func([]byte) (any, bool), general func([]byte) (any, error)) {
+	t.Helper()
+	fast, ok := fastPath(p)
+	if !ok {
+		return
+	}
+	slow, err := general(p)
+	if err != nil {
+		t.Fatalf("fast path accepts %x as %s; %s refuses it: %v", p, Repr(fast), what, err)
+	}
+	if !reflect.DeepEqual(fast, slow) {
+		t.Fatalf("%x: fast path %#v, %s %#v", p, fast, what, slow)
+	}
+}
+
 // checkSimpleMatchesOgrek fails if the fast path accepts p but decodes it
 // differently from the og-rek path.
 func checkSimpleMatchesOgrek(t *testing.T, p []byte) {
 	t.Helper()
-	fast, ok := decodeSimplePickle(p)
-	if !ok {
-		return
-	}
-	slow, err := decodePickleOgrek(p)
-	if err != nil {
-		t.Fatalf("fast path accepts %x as %s; og-rek refuses it: %v", p, Repr(fast), err)
-	}
-	if !reflect.DeepEqual(fast, slow) {
-		t.Fatalf("pickle %x: fast path %#v, og-rek %#v", p, fast, slow)
-	}
+	checkFastMatches(t, p, "og-rek", decodeSimplePickle, decodePickleOgrek)
 }
 
 // simplePickleSeeds are the recorded pickle messages and test vectors.
@@ -137,17 +144,7 @@ func TestDecodeDoesNotAliasPayload(t *testing.T) {
 // accepts p but decodes it differently from the library path.
 func checkSimpleMsgpackMatchesLibrary(t *testing.T, p []byte) {
 	t.Helper()
-	fast, ok := decodeSimpleMsgpack(p)
-	if !ok {
-		return
-	}
-	slow, err := decodeMsgpackLibrary(p)
-	if err != nil {
-		t.Fatalf("fast path accepts %x as %s; the library path refuses it: %v", p, Repr(fast), err)
-	}
-	if !reflect.DeepEqual(fast, slow) {
-		t.Fatalf("msgpack %x: fast path %#v, library %#v", p, fast, slow)
-	}
+	checkFastMatches(t, p, "the msgpack library", decodeSimpleMsgpack, decodeMsgpackLibrary)
 }
 
 func simpleMsgpackSeeds(t testing.TB) [][]byte {
