@@ -241,13 +241,7 @@ func TestClusterClientFollowsPrimary(t *testing.T) {
 	b.zeo.SetEpoch(epochA)
 
 	_, log := newDiscLog(t)
-	dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	c, err := client.DialCluster(dctx, cfg, client.Options{MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := discDial(t, ctx, cfg, client.Options{Logger: log})
 	if c.ServerAddr() != a.zeoAddr || c.Epoch() != epochA {
 		t.Fatalf("connected to %q at epoch %d, want a (%s) at %d", c.ServerAddr(), c.Epoch(), a.zeoAddr, epochA)
 	}
@@ -268,7 +262,7 @@ func TestClusterClientFollowsPrimary(t *testing.T) {
 	a.zeo.SetReadOnly(true)
 	txn := c.Begin(client.TxnMeta{})
 	txn.Store(1, serials[1], []byte("refused by a"))
-	_, err = txn.Commit(ctx)
+	_, err := txn.Commit(ctx)
 	var nc *client.NotCommittedError
 	if !errors.As(err, &nc) || !errors.Is(err, client.ErrReadOnly) || !client.IsRetryable(err) {
 		t.Fatalf("commit on the demoted primary: %v", err)
@@ -540,13 +534,7 @@ func TestClusterClientSurvivesZooKeeperOutage(t *testing.T) {
 	b.zeo.SetEpoch(epochA)
 
 	_, log := newDiscLog(t)
-	dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	c, err := client.DialCluster(dctx, cfg, client.Options{MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := discDial(t, ctx, cfg, client.Options{Logger: log})
 
 	zk.Stop(0)
 	tid, err := commitRetrying(ctx, c, 1, 0, "while ZooKeeper is down")
@@ -591,4 +579,19 @@ func TestClusterClientSurvivesZooKeeperOutage(t *testing.T) {
 	if c.ServerAddr() != b.zeoAddr || c.Epoch() != epochB {
 		t.Fatalf("connected to %q at epoch %d, want b (%s) at %d", c.ServerAddr(), c.Epoch(), b.zeoAddr, epochB)
 	}
+}
+
+// discDial connects a client to the cluster of cfg, reconnecting quickly;
+// it is closed with the test.
+func discDial(t *testing.T, ctx context.Context, cfg registry.Config, opts client.Options) *client.Client {
+	t.Helper()
+	dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	opts.MinBackoff, opts.MaxBackoff = 20*time.Millisecond, 200*time.Millisecond
+	c, err := client.DialCluster(dctx, cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
