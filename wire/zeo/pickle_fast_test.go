@@ -91,23 +91,7 @@ func TestSimplePickleAcceptsHotMessages(t *testing.T) {
 func TestSimplePickleMatchesOgrek(t *testing.T) {
 	replacements := []byte{opStop, opMark, opNone, opTuple, opTuple1, opTuple2, opTuple3, opEmptyTuple,
 		opEmptyList, opAppend, opAppends, opList, opEmptyDict, opSetitem, opSetitems, opBinint1, opShortBinbytes, opLong1, 0, 1, 0xff}
-	for _, seed := range simplePickleSeeds(t) {
-		checkSimpleMatchesOgrek(t, seed)
-		for n := range len(seed) {
-			checkSimpleMatchesOgrek(t, seed[:n])
-		}
-		if len(seed) > 300 {
-			continue
-		}
-		q := make([]byte, len(seed))
-		for i := range seed {
-			for _, b := range replacements {
-				copy(q, seed)
-				q[i] = b
-				checkSimpleMatchesOgrek(t, q)
-			}
-		}
-	}
+	checkMutations(t, simplePickleSeeds(t), replacements, checkSimpleMatchesOgrek)
 }
 
 func FuzzSimplePickle(f *testing.F) {
@@ -189,10 +173,17 @@ func TestSimpleMsgpackAcceptsHotMessages(t *testing.T) {
 func TestSimpleMsgpackMatchesLibrary(t *testing.T) {
 	replacements := []byte{0x00, 0x7f, 0x80, 0x90, 0x93, 0x9f, 0xa0, 0xa3, 0xc0, 0xc1, 0xc2, 0xc3, 0xc4, 0xc5, 0xcc, 0xcf,
 		0xd0, 0xd3, 0xd9, 0xdc, 0xdd, 0xde, 0xe0, 0xff}
-	for _, seed := range simpleMsgpackSeeds(t) {
-		checkSimpleMsgpackMatchesLibrary(t, seed)
+	checkMutations(t, simpleMsgpackSeeds(t), replacements, checkSimpleMsgpackMatchesLibrary)
+}
+
+// checkMutations runs check on each seed, each of its prefixes, and, for
+// seeds of up to 300 bytes, every change of one byte to a replacement.
+func checkMutations(t *testing.T, seeds [][]byte, replacements []byte, check func(*testing.T, []byte)) {
+	t.Helper()
+	for _, seed := range seeds {
+		check(t, seed)
 		for n := range len(seed) {
-			checkSimpleMsgpackMatchesLibrary(t, seed[:n])
+			check(t, seed[:n])
 		}
 		if len(seed) > 300 {
 			continue
@@ -202,7 +193,7 @@ func TestSimpleMsgpackMatchesLibrary(t *testing.T) {
 			for _, b := range replacements {
 				copy(q, seed)
 				q[i] = b
-				checkSimpleMsgpackMatchesLibrary(t, q)
+				check(t, q)
 			}
 		}
 	}
