@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -161,12 +163,7 @@ func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "zrs chaos run: seed %d, %d rounds, %s .. %s (%v)\n", r.Seed, r.Rounds,
 		r.Start.UTC().Format(time.RFC3339), r.End.UTC().Format(time.RFC3339), r.End.Sub(r.Start).Round(time.Second))
 	fmt.Fprintf(&b, "\nfaults by kind:\n")
-	kinds := make([]string, 0, len(r.FaultsBy))
-	for k := range r.FaultsBy {
-		kinds = append(kinds, k)
-	}
-	sort.Strings(kinds)
-	for _, k := range kinds {
+	for _, k := range slices.Sorted(maps.Keys(r.FaultsBy)) {
 		fmt.Fprintf(&b, "  %-28s %d\n", k, r.FaultsBy[k])
 	}
 	fmt.Fprintf(&b, "\nfailover (fault -> first commit acknowledged in a new epoch): %s\n", r.Failover)
@@ -189,31 +186,16 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 	}
 	fmt.Fprintf(&b, "\noperations:\n")
-	ops := make([]string, 0, len(r.Operations))
-	for k := range r.Operations {
-		ops = append(ops, k)
-	}
-	sort.Strings(ops)
-	for _, k := range ops {
+	for _, k := range slices.Sorted(maps.Keys(r.Operations)) {
 		fmt.Fprintf(&b, "  %-24s %d\n", k, r.Operations[k])
 	}
 	fmt.Fprintf(&b, "\nlinearizability (porcupine, writes and end state): %s\n", r.Linearizable)
 	fmt.Fprintf(&b, "promotions by epoch:")
-	epochs := make([]uint64, 0, len(r.Promotions))
-	for e := range r.Promotions {
-		epochs = append(epochs, e)
-	}
-	sort.Slice(epochs, func(i, j int) bool { return epochs[i] < epochs[j] })
-	for _, e := range epochs {
+	for _, e := range slices.Sorted(maps.Keys(r.Promotions)) {
 		fmt.Fprintf(&b, " %d:%s", e, strings.Join(r.Promotions[e], "+"))
 	}
 	fmt.Fprintf(&b, "\ndata files:\n")
-	nodes := make([]string, 0, len(r.DataFiles))
-	for n := range r.DataFiles {
-		nodes = append(nodes, n)
-	}
-	sort.Strings(nodes)
-	for _, n := range nodes {
+	for _, n := range slices.Sorted(maps.Keys(r.DataFiles)) {
 		fmt.Fprintf(&b, "  %s %s\n", n, r.DataFiles[n])
 	}
 	fmt.Fprintf(&b, "\nanomalies: %d\n", len(r.Anomalies))
