@@ -211,6 +211,21 @@ func load(ctx context.Context, cl *client.Client, key int) (string, storage.Tid,
 	return string(data), serial, nil
 }
 
+// read loads key through cl and returns the operation as recorded: ok
+// with the value read, or failed with the error (also returned).
+func (w *workload) read(ctx context.Context, cl *client.Client, proc string, key int) (chaos.Op, storage.Tid, error) {
+	start := w.clock.Now()
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	v, serial, err := load(lctx, cl, key)
+	cancel()
+	op := chaos.Op{Process: proc, Kind: chaos.KindRead, Key: key, Value: v, Start: start, End: w.clock.Now(),
+		Outcome: chaos.OutcomeOK, Server: cl.ServerAddr(), Epoch: cl.Epoch()}
+	if err != nil {
+		op.Value, op.Outcome, op.Error = "", chaos.OutcomeFail, err.Error()
+	}
+	return op, serial, err
+}
+
 func (w *workload) writer(ctx context.Context, id int, rng *rand.Rand) {
 	proc := fmt.Sprintf("w%d", id)
 	cl, err := w.dial(ctx, false)
@@ -221,17 +236,11 @@ func (w *workload) writer(ctx context.Context, id int, rng *rand.Rand) {
 	for seq := 0; ctx.Err() == nil; {
 		key := rng.Intn(w.keys)
 		// Read the key from the primary.
-		start := w.clock.Now()
-		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		prev, serial, err := load(lctx, cl, key)
-		cancel()
-		rop := chaos.Op{Process: proc, Kind: chaos.KindRead, Key: key, Value: prev, Start: start, End: w.clock.Now(),
-			Outcome: chaos.OutcomeOK, Server: cl.ServerAddr(), Epoch: cl.Epoch()}
+		rop, serial, err := w.read(ctx, cl, proc, key)
 		if err != nil {
 			if ctx.Err() != nil {
 				return // stopping: not an outcome of the cluster's
 			}
-			rop.Value, rop.Outcome, rop.Error = "", chaos.OutcomeFail, err.Error()
 			w.record(rop)
 			pause(ctx, 50*time.Millisecond)
 			continue
@@ -242,13 +251,13 @@ func (w *workload) writer(ctx context.Context, id int, rng *rand.Rand) {
 		seq++
 		txn := cl.Begin(client.TxnMeta{User: "workload", Description: fmt.Sprintf("%s k%d", proc, key)})
 		txn.Store(chaos.KeyOid(key), serial, []byte(value))
-		start = w.clock.Now()
+		start := w.clock.Now()
 		// The commit gets its own deadline, not ctx: a commit cut short
 		// by our own shutdown would only add an unknown outcome.
 		cctx, cancel := context.WithTimeout(context.Background(), w.commitTimeout)
 		tid, err := txn.Commit(cctx)
 		cancel()
-		op := chaos.Op{Process: proc, Kind: chaos.KindWrite, Key: key, Value: value, Prev: prev, Start: start, End: w.clock.Now()}
+		op := chaos.Op{Process: proc, Kind: chaos.KindWrite, Key: key, Value: value, Prev: rop.Value, Start: start, End: w.clock.Now()}
 		op.Server, op.Epoch = cl.ServerAddr(), cl.Epoch()
 		var conflict *storage.ConflictError
 		var notCommitted *client.NotCommittedError
@@ -283,17 +292,9 @@ func (w *workload) reader(ctx context.Context, id int, rng *rand.Rand) {
 	defer cl.Close()
 	for ctx.Err() == nil {
 		key := rng.Intn(w.keys)
-		start := w.clock.Now()
-		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		v, _, err := load(lctx, cl, key)
-		cancel()
-		op := chaos.Op{Process: proc, Kind: chaos.KindRead, Key: key, Value: v, Start: start, End: w.clock.Now(),
-			Outcome: chaos.OutcomeOK, Server: cl.ServerAddr(), Epoch: cl.Epoch()}
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			op.Value, op.Outcome, op.Error = "", chaos.OutcomeFail, err.Error()
+		op, _, err := w.read(ctx, cl, proc, key)
+		if err != nil && ctx.Err() != nil {
+			return
 		}
 		w.record(op)
 		if err != nil {
