@@ -203,20 +203,24 @@ func (n *Node) Run(ctx context.Context) error {
 	if n.replica != nil {
 		run(2, func() error { return n.replica.Run(replCtx) })
 	}
+	// The cluster driver stops with the ZEO service, and replication only
+	// after it: a primary stopping gracefully waits for its secondaries to
+	// acknowledge its last commits, then resigns.
+	clusterDone := make(chan struct{})
 	if n.cluster != nil {
-		// The cluster driver stops with the ZEO service: a graceful stop
-		// resigns the primary before replication winds down.
-		wg.Add(1)
 		go func() {
-			defer wg.Done()
+			defer close(clusterDone)
 			if err := n.cluster.run(zeoCtx); err != nil {
 				n.log.Error("cluster coordination failed; stopping", "error", err)
 				errs[3] = err
 				stopZEO()
 			}
 		}()
+	} else {
+		close(clusterDone)
 	}
 	errs[0] = n.zeo.Serve(zeoCtx, n.ln)
+	<-clusterDone
 	stopRepl()
 	wg.Wait()
 	stopHTTP()

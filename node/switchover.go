@@ -68,21 +68,43 @@ func (c *cluster) waitTargetCaughtUp(ctx context.Context, name string) error {
 }
 
 // waitSecondariesCaughtUp waits, up to limit, until every connected
-// secondary has acknowledged every durable transaction of this node.
+// secondary has acknowledged every durable transaction of this node and,
+// when successors are registered (nodes that may run for primary), one of
+// them has: the successor is elected as the freshest node, so a planned
+// stop of an asynchronous primary loses nothing once one has caught up.
 func (c *cluster) waitSecondariesCaughtUp(limit time.Duration) error {
 	if c.n.feed == nil {
 		return nil
 	}
+	successors := c.successors()
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	return c.waitAcked(ctx, func(lags map[string]SecondaryLag, want storage.Tid) error {
+		caughtUp := false
 		for name, lag := range lags {
 			if lag.Connected && lag.Acked < want {
 				return fmt.Errorf("secondary %s acknowledged %s of %s", name, lag.Acked, want)
 			}
+			caughtUp = caughtUp || (successors[name] && lag.Acked >= want)
+		}
+		if len(successors) > 0 && !caughtUp {
+			return fmt.Errorf("no successor (of %d registered) has acknowledged %s", len(successors), want)
 		}
 		return nil
 	})
+}
+
+// successors returns the other registered nodes that may run for primary.
+func (c *cluster) successors() map[string]bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]bool)
+	for _, r := range c.nodes {
+		if r.Name != c.cfg.Name && !r.NoFailover {
+			out[r.Name] = true
+		}
+	}
+	return out
 }
 
 // waitAcked flushes (commits that passed their vote before a fence may
