@@ -17,10 +17,14 @@ bash "$root/scripts/install-deps.sh"
 mkdir -p "$dir/zk/data"
 pids=()
 node_pids=()
+node_only=()
 stop() {
 	trap - INT TERM EXIT
 	echo
 	echo "local-cluster: stopping"
+	# Nodes first, so that the primary can resign while ZooKeeper is up.
+	for p in "${node_only[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	for p in "${node_only[@]}"; do wait "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
 }
@@ -71,9 +75,14 @@ zookeeper {
 CFG
 	"$zrs" node --config "$dir/zrs$i/node.hcl" 2>"$dir/zrs$i/node.log" &
 	pids+=($!)
+	node_only+=($!)
 	node_pids+=("zrs$i=$!")
 done
-sleep 2
+# The first election follows the sessions and the settle delay.
+for _ in $(seq 60); do
+	if "$zrs" status --zookeeper "127.0.0.1:$zk_port" --root /zrs/main --timeout 2s 2>/dev/null | grep -q '^cluster .*: primary '; then break; fi
+	sleep 0.25
+done
 
 cat <<MSG
 
