@@ -135,6 +135,78 @@ func TestClusterKillPrimaryRejoins(t *testing.T) {
 	cl.StopAndCompare(p)
 }
 
+// TestClusterDivergedPrimaryRewinds gives an asynchronous primary
+// commits that no secondary has (its secondaries are stopped), kills it,
+// lets the secondaries elect a new primary that commits other
+// transactions, and restarts the old primary: it must find itself
+// diverged, move its extra transactions to Data.fs.diverged-<tid> of the
+// last common transaction, catch up, and end byte-identical.
+func TestClusterDivergedPrimaryRewinds(t *testing.T) {
+	zk := ZKStandalone(t)
+	cl := StartCluster(t, zk, 3, nil)
+	old, _ := cl.WaitPrimary(electionTimeout)
+	ctx := testContext(t, 3*time.Minute)
+
+	commit := func(n *Node, from, to int) []storage.Tid {
+		t.Helper()
+		c := dialWriter(t, ctx, n)
+		defer c.Close()
+		var tids []storage.Tid
+		for i := from; i < to; i++ {
+			tid, _, err := commitNew(ctx, c, writerOid(i), writerData(i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tids = append(tids, tid)
+		}
+		return tids
+	}
+	common := commit(old, 0, 10)
+	var secondaries []*Node
+	for _, n := range cl.Nodes {
+		n.WaitTid(common[len(common)-1], catchUpTimeout)
+		if n != old {
+			secondaries = append(secondaries, n)
+		}
+	}
+	for _, n := range secondaries {
+		n.Stop()
+	}
+	extra := commit(old, 10, 15) // asynchronous: nobody else has these
+	old.Kill()
+
+	for _, n := range secondaries {
+		n.Start()
+	}
+	p, epoch := cl.WaitPrimary(electionTimeout, old)
+	later := commit(p, 20, 25)
+
+	old.Start()
+	cl.WaitSecondary(ctx, old, epoch)
+	for _, n := range cl.Nodes {
+		n.WaitTid(later[len(later)-1], catchUpTimeout)
+	}
+	side := fmt.Sprintf("%s.diverged-%s", old.DataPath(), common[len(common)-1])
+	if got, err := FileLastTid(side); err != nil {
+		t.Fatalf("side file of the rewind: %v", err)
+	} else if got != extra[len(extra)-1] {
+		t.Errorf("side file %s ends at %s, want the last diverged commit %s", side, got, extra[len(extra)-1])
+	}
+	if lines := old.LogLines("rewound data that the upstream does not have"); len(lines) != 1 {
+		t.Errorf("the old primary logged %d rewinds, want 1:\n%s", len(lines), strings.Join(lines, "\n"))
+	}
+	c := dialReader(t, ctx, old, client.Options{CacheBytes: -1})
+	for i := 10; i < 15; i++ {
+		if data, _, err := c.Load(ctx, writerOid(i)); err == nil {
+			t.Errorf("diverged object %d is still on the old primary: %q", i, data)
+		}
+	}
+	c.Close()
+	checkWriterObjects(t, ctx, old, common)
+	cl.StopAndCompare(p)
+	Verify(t, side)
+}
+
 // TestClusterFrozenPrimaryAcceptsNoCommit freezes the primary (SIGSTOP)
 // for longer than the session timeout while a client of it has a commit
 // queued, then resumes it once another node is primary: the old primary
