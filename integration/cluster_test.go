@@ -351,6 +351,8 @@ func TestClusterQuorumLoss(t *testing.T) {
 		}
 		return err == nil && primaries == 1
 	}, cl.Status)
+	np, _ = cl.WaitPrimary(electionTimeout)
+	checkProviders(t, cl, np)
 }
 
 // TestClusterWaitsForZooKeeper starts nodes while ZooKeeper is down: they
@@ -535,6 +537,7 @@ func TestClusterSwitchover(t *testing.T) {
 	if p != target || newEpoch != epoch+1 {
 		t.Fatalf("primary %s at epoch %d, want %s at %d", p.Name(), newEpoch, target.Name(), epoch+1)
 	}
+	checkProviders(t, cl, p)
 	n := w.committed.Load()
 	w.waitCommitted(t, n+100)
 	tids := w.finish(t)
