@@ -66,7 +66,7 @@ func (q *outQueue) push(frames ...[]byte) error {
 // switch to the writer goroutine and the wake-up of that goroutine. The
 // write blocks while the peer does not read, so only goroutines working
 // for that peer alone may call it: its reader, whose other requests then
-// wait, and its vote, which holds the commit lock until the peer answers
+// wait, and its vote, whose transaction waits for the peer's answer
 // anyway.
 func (q *outQueue) send(frames ...[]byte) error {
 	q.mu.Lock()

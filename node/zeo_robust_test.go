@@ -662,8 +662,9 @@ func TestSlowReaderIsDropped(t *testing.T) {
 }
 
 // TestDisconnectReleasesCommitLock: a connection that goes away after its
-// vote succeeded holds the commit lock; the server must abort its
-// transaction so that others can commit, and nothing of it must remain.
+// vote succeeded holds up every commit that touches its objects (and the
+// publication of later ones); the server must abort its transaction so
+// that others can commit, and nothing of it must remain.
 func TestDisconnectReleasesCommitLock(t *testing.T) {
 	for _, protocol := range []string{ProtocolPickle, ProtocolMsgpack} {
 		t.Run(protocol, func(t *testing.T) {
@@ -683,11 +684,12 @@ func TestDisconnectReleasesCommitLock(t *testing.T) {
 					t.Fatalf("vote returned %v", v)
 				}
 			}
-			// The voted transaction holds the commit lock: a commit by
-			// another client waits for it.
+			// A commit by another client of an object the voted
+			// transaction writes waits for its decision.
 			committed := make(chan error, 1)
 			go func() {
 				txn := healthy.Begin(client.TxnMeta{Description: "waits for the lock"})
+				txn.Store(1, l.objects[1].serial, []byte("after the dropped one"))
 				txn.Store(2, 0, []byte("second object"))
 				_, err := txn.Commit(testCtx(t))
 				committed <- err
@@ -695,7 +697,7 @@ func TestDisconnectReleasesCommitLock(t *testing.T) {
 			deadline := time.Now().Add(patience)
 			for s.svc.stats.waiting.Load() == 0 {
 				if time.Now().After(deadline) {
-					t.Fatal("the second commit's vote never waited for the lock")
+					t.Fatal("the second commit's vote never waited for the voted transaction")
 				}
 				time.Sleep(time.Millisecond)
 			}
@@ -717,7 +719,7 @@ func TestDisconnectReleasesCommitLock(t *testing.T) {
 			if _, _, err := s.store.Load(0x55); !errors.Is(err, storage.ErrNoObject) {
 				t.Fatalf("an object of the dropped transaction exists: %v", err)
 			}
-			if data, _, _ := s.store.Load(1); string(data) != "start" {
+			if data, _, _ := s.store.Load(1); string(data) != "after the dropped one" {
 				t.Fatalf("object 1 = %q after the dropped transaction", data)
 			}
 			if s.store.LastTransaction() <= lastBefore || s.store.Size() <= sizeBefore {
@@ -728,6 +730,7 @@ func TestDisconnectReleasesCommitLock(t *testing.T) {
 				t.Fatalf("load 2 = %q %v", data, err)
 			}
 			l.mu.Lock()
+			l.objects[1] = revision{data: "after the dropped one", serial: serial}
 			l.objects[2] = revision{data: "second object", serial: serial}
 			l.mu.Unlock()
 			l.exercise(t, s, healthy, 1, "after")
@@ -736,8 +739,9 @@ func TestDisconnectReleasesCommitLock(t *testing.T) {
 }
 
 // TestDisconnectWhileWaitingForTheLock: a connection whose vote waits for
-// the commit lock goes away; the lock holder then finishes and the next
-// commits proceed.
+// a voted transaction writing the same object (holding the commit lock
+// meanwhile) goes away; the voted one then finishes and the next commits
+// proceed.
 func TestDisconnectWhileWaitingForTheLock(t *testing.T) {
 	s := startTestServer(t, ProtocolPickle, 0)
 	l := newLedger()
@@ -751,6 +755,7 @@ func TestDisconnectWhileWaitingForTheLock(t *testing.T) {
 
 	waiter := s.dialRaw().handshake().register()
 	waiter.send(zeo.NewAsync("tpc_begin", int64(1), []byte(""), []byte("waiter"), zeo.NewDict(), nil, " "))
+	waiter.send(zeo.NewAsync("storea", oidBytes(3), z64, []byte("waiter's"), int64(1)))
 	waiter.send(zeo.NewAsync("storea", oidBytes(4), z64, []byte("waiter's"), int64(1)))
 	waiter.send(zeo.NewCall(2, "vote", int64(1)))
 	// Wait until the server has the waiter's vote waiting for the lock.

@@ -28,9 +28,10 @@ type ZEOServiceConfig struct {
 	Logger   hclog.Logger
 	// MaxQueuedBytes bounds the frames waiting for one slow client.
 	MaxQueuedBytes int
-	// TransactionTimeout, if positive, bounds how long a client may hold
-	// the commit lock between a successful vote and tpc_finish or
-	// tpc_abort; past it the connection is closed and the transaction
+	// TransactionTimeout, if positive, bounds how long a client may take
+	// between a successful vote and tpc_finish or tpc_abort (commits of
+	// the same objects, and the acknowledgement of later commits, wait
+	// for it); past it the connection is closed and the transaction
 	// aborted (ZEO's transaction-timeout). Zero means no limit, as in ZEO.
 	TransactionTimeout time.Duration
 }

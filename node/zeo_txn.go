@@ -27,8 +27,9 @@ type zeoTxn struct {
 	cancel context.CancelFunc
 	// stxn is the storage transaction after a successful vote.
 	stxn *storage.Txn
-	// timeout closes the connection if the client holds the commit lock
-	// too long after voting.
+	// timeout closes the connection if the client sends neither
+	// tpc_finish nor tpc_abort soon enough after a successful vote: the
+	// commits voted after it cannot be acknowledged until it decides.
 	timeout *time.Timer
 	// invalidated are the oids other clients must drop: every object
 	// the transaction wrote, new ones included, as ZEO reports them.
@@ -258,8 +259,8 @@ func (c *zeoConn) vote(ctx context.Context, msgid any, args []any) (any, error) 
 		frame, err := c.voted(t, msgid, stxn, conflicts, invalidated, undone, err)
 		if err == nil {
 			// Written from here rather than by the writer goroutine:
-			// the commit lock is held until the client answers this,
-			// so the sooner it leaves, the sooner other votes run.
+			// later commits wait for this transaction's decision, so
+			// the sooner the answer leaves, the sooner they proceed.
 			err = c.out.send(frame)
 		}
 		if err != nil && !isEOF(err) && !errors.Is(err, io.ErrClosedPipe) {
@@ -292,7 +293,7 @@ func (c *zeoConn) voted(t *zeoTxn, msgid any, stxn *storage.Txn, conflicts zeo.L
 	t.stxn, t.invalidated = stxn, invalidated
 	if limit := c.srv.txnLimit; limit > 0 {
 		t.timeout = time.AfterFunc(limit, func() {
-			c.log.Warn("closing connection: transaction holds the commit lock too long after its vote",
+			c.log.Warn("closing connection: no tpc_finish or tpc_abort in time after a successful vote (later commits wait for it)",
 				"tid", stxn.Tid(), "limit", limit)
 			c.nc.Close()
 		})
@@ -305,8 +306,9 @@ func (c *zeoConn) voted(t *zeoTxn, msgid any, stxn *storage.Txn, conflicts zeo.L
 	return c.replyFrame(msgid, list)
 }
 
-// runVote is the storage side of a vote. On success it returns the voted
-// transaction, which holds the commit lock.
+// runVote is the storage side of a vote: it holds the storage's commit
+// lock from its TpcBegin through the storage vote. On success it returns
+// the voted transaction, which waits for tpc_finish or tpc_abort.
 func (z *ZEOService) runVote(ctx context.Context, meta storage.TxnMeta, ops []txnOp) (stxn *storage.Txn, conflictList zeo.List, invalidated, undone []storage.Oid, err error) {
 	stxn, err = z.store.TpcBegin(ctx, meta)
 	if err != nil {
@@ -389,6 +391,11 @@ func (c *zeoConn) tpcFinish(_ context.Context, msgid any, args []any) (any, erro
 	}
 	if t.stxn == nil {
 		return nil, fmt.Errorf("tpc_finish before a successful vote: %w", storage.ErrWrongTransaction)
+	}
+	if t.timeout != nil {
+		// The client answered; from here the wait (for transactions
+		// voted before this one) is the server's, not the client's.
+		t.timeout.Stop()
 	}
 	if err := c.srv.fenceError(); err != nil {
 		// Fenced between vote and finish: nothing is written yet, so the

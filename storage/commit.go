@@ -34,10 +34,14 @@ const (
 	txnDone
 )
 
+// txnStatusOffset is where the status byte lies in a transaction header.
+const txnStatusOffset = 16
+
 // Txn is the transaction in progress between TpcBegin and TpcFinish or
-// TpcAbort. It holds the storage's commit lock. Its methods are safe to
-// call from several goroutines, though a transaction is normally driven by
-// one.
+// TpcAbort. It holds the storage's commit lock until its vote, then waits
+// in the vote queue (votes.go) for its finish or abort. Its methods are
+// safe to call from several goroutines, though a transaction is normally
+// driven by one.
 type Txn struct {
 	s      *FileStorage
 	mu     sync.Mutex
@@ -45,14 +49,27 @@ type Txn struct {
 	tid    Tid
 	status byte
 	meta   TxnMeta
-	tpos   int64 // where the transaction header goes: the committed end
-	hlen   int64 // header length with user, description and extension
-	// records holds the data records; offsets in them are final because
-	// nothing else can append while the commit lock is held.
+	// tpos is where the transaction header goes. Until the transaction is
+	// in the file it may still move down (relocate), when a transaction
+	// voted before it aborts; offsets derived from it move along.
+	tpos int64
+	hlen int64 // header length with user, description and extension
+	// records holds the data records until the vote.
 	records []byte
 	written map[Oid]int64 // oid → offset of its record in this transaction
 	order   []Oid         // oids in the order of their first record
 	end     int64         // end of the transaction, set by vote
+
+	// Vote queue state (votes.go), guarded by the storage's votes.mu:
+	// buf is the encoded transaction while it waits to be written, inFile
+	// whether it is written, decision its finish or abort; queued is
+	// closed when it leaves the queue, queuedOK when that was to group
+	// commit rather than an abort or a failure.
+	buf      []byte
+	inFile   bool
+	decision decision
+	queued   chan struct{}
+	queuedOK bool
 
 	onPublish PublishFunc
 	// done is closed once the committer's outcome is known: published,
@@ -91,9 +108,11 @@ func (s *FileStorage) TpcBegin(ctx context.Context, meta TxnMeta) (*Txn, error) 
 		<-s.commitLock
 		return nil, err
 	}
-	// Transactions finished but not yet durable lie between the
-	// published end and writeEnd; this one goes after them.
-	tpos := s.writeEnd
+	// Transactions finished but not yet durable, and voted ones, lie
+	// past the published end; this one goes after them.
+	s.votes.mu.Lock()
+	tpos := s.votes.nextPos()
+	s.votes.mu.Unlock()
 	s.mu.RLock()
 	last := s.lastTid
 	s.mu.RUnlock()
@@ -274,9 +293,12 @@ func (t *Txn) Restore(oid Oid, serial Tid, data []byte, prevTxn Tid) error {
 	return nil
 }
 
-// TpcVote writes the transaction to the data file with the checkpoint
-// status 'c'. Until TpcFinish no reader sees it, and a crash before then
-// leaves a 'c' transaction that the next open cuts off.
+// TpcVote lays the transaction out with the checkpoint status 'c' and
+// releases the commit lock: the next transaction may vote behind it. It is
+// written to the data file at once when nothing undecided is before it,
+// otherwise once everything before it is decided. Until TpcFinish no
+// reader sees it, and a crash before then leaves at most a 'c'
+// transaction at the end of the file, which the next open cuts off.
 func (t *Txn) TpcVote() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -299,15 +321,18 @@ func (t *Txn) TpcVote() error {
 	buf = append(buf, t.meta.Extension...)
 	buf = append(buf, t.records...)
 	buf = binary.BigEndian.AppendUint64(buf, uint64(tlen))
-	if _, err := s.file.WriteAt(buf, t.tpos); err != nil {
-		// Leave no partial transaction behind (disk full).
-		_ = s.file.Truncate(t.tpos)
-		return fmt.Errorf("vote: write transaction %s: %w", t.tid, err)
+	t.buf = buf
+	t.end = t.tpos + tlen + trailerSize
+	s.votes.mu.Lock()
+	err := s.enqueueVote(t)
+	s.votes.mu.Unlock()
+	if err != nil {
+		t.buf = nil
+		return err
 	}
 	t.records = nil
-	t.end = t.tpos + tlen + trailerSize
-	s.writeEnd = t.end
 	t.state = txnVoted
+	t.release()
 	return nil
 }
 
@@ -340,6 +365,14 @@ func (t *Txn) TpcFinishWith(onPublish PublishFunc) (Tid, error) {
 	if _, err := t.TpcFinishQueued(onPublish); err != nil {
 		return 0, err
 	}
+	// Transactions voted before this one decide first.
+	<-t.queued
+	if !t.queuedOK {
+		if p := s.failed.Load(); p != nil {
+			return 0, *p
+		}
+		return 0, fmt.Errorf("finish of transaction %s: %w", t.tid, ErrClosed)
+	}
 	if err := s.makeDurable(t.end); err != nil {
 		return 0, s.failPending(err)
 	}
@@ -354,11 +387,12 @@ func (t *Txn) TpcFinishWith(onPublish PublishFunc) (Tid, error) {
 	return t.tid, nil
 }
 
-// TpcFinishQueued marks the voted transaction committed and releases the
-// commit lock without waiting for durability: the transaction becomes
-// durable and visible at the next Flush (or when a later TpcFinish makes
-// it durable). A replica applying a stream uses it to share one fsync
-// among many transactions; a crash before the Flush loses only
+// TpcFinishQueued marks the voted transaction committed without waiting
+// for durability: the transaction becomes durable and visible at the next
+// Flush (or when a later TpcFinish makes it durable), once every
+// transaction voted before it is decided. A replica applying a stream
+// (one transaction at a time, so queued at once) uses it to share one
+// fsync among many transactions; a crash before the Flush loses only
 // transactions that were never acknowledged.
 func (t *Txn) TpcFinishQueued(onPublish PublishFunc) (Tid, error) {
 	t.mu.Lock()
@@ -367,43 +401,51 @@ func (t *Txn) TpcFinishQueued(onPublish PublishFunc) (Tid, error) {
 		return 0, fmt.Errorf("finish of transaction %s before vote: %w", t.tid, ErrWrongTransaction)
 	}
 	s := t.s
-	if _, err := s.file.WriteAt([]byte{t.status}, t.tpos+16); err != nil {
-		return 0, t.fail(err)
-	}
 	t.onPublish = onPublish
 	t.done = make(chan struct{})
-	s.queueFinished(t)
 	t.state = txnDone
-	t.release()
+	s.votes.mu.Lock()
+	defer s.votes.mu.Unlock()
+	select {
+	case <-t.queued:
+		// Dropped by a write failure or a Close.
+		if p := s.failed.Load(); p != nil {
+			return 0, *p
+		}
+		return 0, fmt.Errorf("finish of transaction %s: %w", t.tid, ErrClosed)
+	default:
+	}
+	if t.inFile {
+		if _, err := s.file.WriteAt([]byte{t.status}, t.tpos+txnStatusOffset); err != nil {
+			// The file state is unknown: refuse further commits.
+			err = fmt.Errorf("finish transaction %s: %w", t.tid, err)
+			s.failVotes(err)
+			return 0, err
+		}
+	}
+	t.decision = decidedCommit
+	s.drainVotes()
 	return t.tid, nil
 }
 
-// fail handles an error after the transaction may have reached the disk:
-// the file state is unknown, so the storage refuses further commits.
-func (t *Txn) fail(err error) error {
-	err = fmt.Errorf("finish transaction %s: %w", t.tid, err)
-	t.s.failed.Store(&err)
-	t.state = txnDone
-	t.release()
-	return err
-}
-
-// TpcAbort discards the transaction, removing anything vote wrote, and
-// releases the commit lock. Aborting a finished transaction does nothing.
+// TpcAbort discards the transaction: an open one releases the commit
+// lock, a voted one leaves the vote queue and the file. Aborting a
+// finished transaction does nothing.
 func (t *Txn) TpcAbort() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.state == txnDone {
-		return
+	switch t.state {
+	case txnOpen:
+		t.state = txnDone
+		t.release()
+	case txnVoted:
+		t.state = txnDone
+		v := &t.s.votes
+		v.mu.Lock()
+		t.decision = decidedAbort
+		t.s.drainVotes()
+		v.mu.Unlock()
 	}
-	if t.state == txnVoted {
-		if err := t.s.file.Truncate(t.tpos); err != nil {
-			t.s.log.Error("abort: cannot remove voted transaction", "tid", t.tid, "error", err)
-		}
-		t.s.writeEnd = t.tpos
-	}
-	t.state = txnDone
-	t.release()
 }
 
 func (t *Txn) release() {

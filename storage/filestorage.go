@@ -50,10 +50,8 @@ type FileStorage struct {
 
 	// commitLock has one token; the transaction in progress holds it.
 	commitLock chan struct{}
-	// writeEnd is where the next transaction is written: past the
-	// published end when transactions are finishing. Guarded by
-	// ownership of commitLock.
-	writeEnd int64
+	// votes holds voted transactions until they are decided (votes.go).
+	votes voteQueue
 	// dur, pending and publishMu implement group commit (groupcommit.go),
 	// gate the commit gate (gate.go).
 	dur       durability
@@ -100,7 +98,7 @@ func Open(path string, opts Options) (*FileStorage, error) {
 		return nil, err
 	}
 	s.mapped = s.growMapping(s.pos, 0)
-	s.writeEnd = s.pos
+	s.votes.init(s.pos)
 	s.dur.finished, s.dur.durable = s.pos, s.pos
 	return s, nil
 }
@@ -473,10 +471,13 @@ func (s *FileStorage) Close() error {
 	}
 	// Abort a transaction in progress (or wait for it to finish) and keep
 	// the commit lock so that none starts.
+	s.abortVotes()
 	if t := s.current.Load(); t != nil {
 		t.TpcAbort()
 	}
 	s.commitLock <- struct{}{}
+	// Votes that joined the queue in the meantime.
+	s.abortVotes()
 	// A gate call may block for as long as secondaries are away; its
 	// committers are told ErrNotAcknowledged.
 	s.stopPublisher()

@@ -36,8 +36,8 @@ type pendingSet struct {
 	latest map[Oid]int64
 }
 
-// queueFinished queues t, which holds the commit lock and has just been
-// marked committed on disk.
+// queueFinished queues t, which has just left the vote queue (in file
+// order) marked committed on disk.
 func (s *FileStorage) queueFinished(t *Txn) {
 	s.pending.mu.Lock()
 	s.pending.queue = append(s.pending.queue, t)
@@ -56,6 +56,9 @@ func (s *FileStorage) queueFinished(t *Txn) {
 // latestPos returns the offset of oid's newest committed record,
 // including transactions finished but not yet published.
 func (s *FileStorage) latestPos(oid Oid) (int64, bool) {
+	// A transaction voted and not yet decided may write oid: its record
+	// becomes the latest or vanishes, so wait for the decision.
+	s.votes.waitDecided(oid)
 	s.pending.mu.Lock()
 	pos, ok := s.pending.latest[oid]
 	s.pending.mu.Unlock()

@@ -406,7 +406,7 @@ func (s *FileStorage) dataFind(tpos int64, oid Oid, data []byte) (int64, error) 
 	if err != nil {
 		return 0, err
 	}
-	if h.Len > uint64(max(s.Size(), s.writeEnd)-tpos) {
+	if h.Len > uint64(max(s.Size(), s.votes.end())-tpos) {
 		return 0, &FormatError{Path: s.path, Offset: tpos, Reason: "transaction record extends beyond the committed file"}
 	}
 	raw := make([]byte, int64(h.Len)+trailerSize)

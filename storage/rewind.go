@@ -107,8 +107,11 @@ func (s *FileStorage) Rewind(ctx context.Context, to Tid) (RewindResult, error) 
 	if err := s.checkWritable(); err != nil {
 		return fail(err) // closed while we took the lock
 	}
+	if s.votes.pending() {
+		return fail(ErrTransactionInProgress) // voted, waiting for a finish
+	}
 	// Transactions finished with TpcFinishQueued lie between the
-	// published end and writeEnd: publish them first, so that the file
+	// published end and the file end: publish them first, so that the file
 	// end, the index and the group-commit state all agree, and wait for
 	// their committers so none is left waiting for a durability mark that
 	// the rewind lowers.
@@ -189,7 +192,9 @@ func (s *FileStorage) Rewind(ctx context.Context, to Tid) (RewindResult, error) 
 	close(s.changed)
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
-	s.writeEnd = cut
+	s.votes.mu.Lock()
+	s.votes.fileEnd = cut
+	s.votes.mu.Unlock()
 	if err := callRewindHook("truncated"); err != nil {
 		return failAfter(err)
 	}
