@@ -4,12 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -116,5 +119,121 @@ func TestConfigCheck(t *testing.T) {
 	code := run([]string{"zrs", "config", "check", bad}, &out, &errOut)
 	if code == exitOK || !strings.Contains(errOut.String(), "bad.hcl:4,") {
 		t.Fatalf("bad config: exit %d, stderr %q: want a diagnostic at line 4", code, errOut.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a node writing while a test reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestNodeLogFormat runs `zrs node` in-process with log { json = ... } and
+// checks what it writes to stderr: with json = true every line is one JSON
+// object carrying hclog's @level and @message and the node's name (log
+// shippers depend on all three), and without it the lines are hclog's text.
+func TestNodeLogFormat(t *testing.T) {
+	tests := []struct {
+		name string
+		json bool
+	}{
+		{"json", true},
+		{"text", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfgPath := filepath.Join(dir, "node.hcl")
+			cfg := fmt.Sprintf("name = \"n1\"\nstorage { path = %q }\nzeo { listen = \"127.0.0.1:0\" }\nlog {\n  level = \"info\"\n  json = %t\n}\n",
+				filepath.Join(dir, "Data.fs"), tc.json)
+			if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var stdout, stderr syncBuffer
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() {
+				done <- newApp(&stdout, &stderr).RunContext(ctx, []string{"zrs", "node", "--config", cfgPath})
+			}()
+			// The startup line comes after the node is listening; cancelling
+			// then stops it as SIGTERM would, logging the shutdown too.
+			deadline := time.Now().Add(10 * time.Second)
+			for !strings.Contains(stdout.String(), "connect to") {
+				select {
+				case err := <-done:
+					t.Fatalf("node exited early: %v\n%s", err, stderr.String())
+				default:
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no startup line\n%s", stderr.String())
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("node: %v\n%s", err, stderr.String())
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("node did not stop\n%s", stderr.String())
+			}
+
+			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+			var messages []string
+			for _, line := range lines {
+				var rec map[string]any
+				err := json.Unmarshal([]byte(line), &rec)
+				if !tc.json {
+					if err == nil {
+						t.Errorf("json = false, yet a JSON line: %s", line)
+					}
+					if !strings.Contains(line, "[INFO]") || !strings.Contains(line, "node=n1") {
+						t.Errorf("text line without its level or node: %s", line)
+					}
+					continue
+				}
+				if err != nil {
+					t.Errorf("not JSON: %v: %s", err, line)
+					continue
+				}
+				for _, key := range []string{"@level", "@message", "@timestamp"} {
+					if _, ok := rec[key].(string); !ok {
+						t.Errorf("no %s: %s", key, line)
+					}
+				}
+				if rec["@level"] != "info" {
+					t.Errorf("@level %v at log level info: %s", rec["@level"], line)
+				}
+				if rec["node"] != "n1" {
+					t.Errorf("node %v, want n1: %s", rec["node"], line)
+				}
+				if msg, ok := rec["@message"].(string); ok {
+					messages = append(messages, msg)
+				}
+			}
+			if tc.json {
+				// Startup and shutdown are both logged: the test saw the
+				// node's whole life, not just its first line.
+				for _, want := range []string{"serving ZEO", "stopped"} {
+					if !slices.Contains(messages, want) {
+						t.Errorf("no %q among the messages %q", want, messages)
+					}
+				}
+			}
+		})
 	}
 }
