@@ -48,6 +48,27 @@ func ParseOid(s string) (Oid, error) {
 	return Oid(v), err
 }
 
+// MarshalText writes the 16 hex digits ZODB tools show, so that a Tid in
+// JSON (logs, status) reads like everywhere else rather than as a number.
+func (t Tid) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
+
+// UnmarshalText parses 16 hex digits.
+func (t *Tid) UnmarshalText(b []byte) error {
+	v, err := parseHex64(string(b))
+	*t = Tid(v)
+	return err
+}
+
+// MarshalText writes the 16 hex digits ZODB tools show.
+func (o Oid) MarshalText() ([]byte, error) { return []byte(o.String()), nil }
+
+// UnmarshalText parses 16 hex digits.
+func (o *Oid) UnmarshalText(b []byte) error {
+	v, err := parseHex64(string(b))
+	*o = Oid(v)
+	return err
+}
+
 func parseHex64(s string) (uint64, error) {
 	b, err := hex.DecodeString(s)
 	if err != nil || len(b) != 8 {

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 )
@@ -78,5 +79,27 @@ func TestNewTidStrictlyIncreasesWhenClockStepsBack(t *testing.T) {
 			t.Fatalf("tid %s not after %s", next, last)
 		}
 		last = next
+	}
+}
+
+func TestTidAndOidJSON(t *testing.T) {
+	type rec struct {
+		Tid Tid `json:"tid"`
+		Oid Oid `json:"oid"`
+	}
+	in := rec{Tid: 0x040d6f24c1c55a11, Oid: 7}
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"tid":"040d6f24c1c55a11","oid":"0000000000000007"}`; string(b) != want {
+		t.Fatalf("JSON %s, want %s", b, want)
+	}
+	var out rec
+	if err := json.Unmarshal(b, &out); err != nil || out != in {
+		t.Fatalf("round trip: %+v %v", out, err)
+	}
+	if err := json.Unmarshal([]byte(`{"tid":"xyz"}`), &out); err == nil {
+		t.Fatal("a tid that is not 16 hex digits was accepted")
 	}
 }

@@ -221,6 +221,11 @@ func TestNodeLogFormat(t *testing.T) {
 				if rec["node"] != "n1" {
 					t.Errorf("node %v, want n1: %s", rec["node"], line)
 				}
+				if tid, ok := rec["last_tid"]; ok {
+					if s, isStr := tid.(string); !isStr || len(s) != 16 {
+						t.Errorf("last_tid %v is not 16 hex digits: %s", tid, line)
+					}
+				}
 				if msg, ok := rec["@message"].(string); ok {
 					messages = append(messages, msg)
 				}
