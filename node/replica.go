@@ -285,12 +285,18 @@ func (r *Replica) Stopped() error {
 // Run replicates until ctx is done.
 func (r *Replica) Run(ctx context.Context) error {
 	delay := r.cfg.MinBackoff
+	var last string
 	for ctx.Err() == nil {
 		r.mu.Lock()
 		addr, changed := r.upstream, r.changed
 		sctx, cancel := context.WithCancel(ctx)
 		r.cancel = cancel
 		r.mu.Unlock()
+		if addr != last {
+			// A new upstream (a new primary, often still taking up its
+			// epoch) owes nothing to the old one's backoff.
+			last, delay = addr, r.cfg.MinBackoff
+		}
 		if addr == "" {
 			cancel()
 			select {
