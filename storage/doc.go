@@ -15,8 +15,12 @@
 //     of the file is moved aside to NAME.trN and cut off (as ZODB does), and
 //     damage in the middle of the file is reported as a *FormatError naming
 //     the byte offset, instead of silently dropping committed transactions.
+//   - Transactions are serializable in tid order. The commit lock is held
+//     from TpcBegin through TpcVote only; voted transactions finish (become
+//     durable and visible) in vote order, and a transaction waits for an
+//     earlier voted one's outcome only when it touches the same objects
+//     (votes.go). Finishing transactions share fsyncs (group commit).
 //
-// Undo and pack are not implemented yet; the iterator, the backpointer
-// helpers and the commit path are shaped so they can be added without
-// redesign.
+// Pack is not implemented yet; the iterator, the backpointer helpers and
+// the commit path are shaped so that it can be added without redesign.
 package storage
