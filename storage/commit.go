@@ -368,10 +368,7 @@ func (t *Txn) TpcFinishWith(onPublish PublishFunc) (Tid, error) {
 	// Transactions voted before this one decide first.
 	<-t.queued
 	if !t.queuedOK {
-		if p := s.failed.Load(); p != nil {
-			return 0, *p
-		}
-		return 0, fmt.Errorf("finish of transaction %s: %w", t.tid, ErrClosed)
+		return 0, t.droppedErr()
 	}
 	if err := s.makeDurable(t.end); err != nil {
 		return 0, s.failPending(err)
@@ -408,11 +405,7 @@ func (t *Txn) TpcFinishQueued(onPublish PublishFunc) (Tid, error) {
 	defer s.votes.mu.Unlock()
 	select {
 	case <-t.queued:
-		// Dropped by a write failure or a Close.
-		if p := s.failed.Load(); p != nil {
-			return 0, *p
-		}
-		return 0, fmt.Errorf("finish of transaction %s: %w", t.tid, ErrClosed)
+		return 0, t.droppedErr()
 	default:
 	}
 	if t.inFile {
@@ -426,6 +419,15 @@ func (t *Txn) TpcFinishQueued(onPublish PublishFunc) (Tid, error) {
 	t.decision = decidedCommit
 	s.drainVotes()
 	return t.tid, nil
+}
+
+// droppedErr says why a voted transaction left the vote queue without
+// reaching group commit: a write failure, or a Close that aborted it.
+func (t *Txn) droppedErr() error {
+	if p := t.s.failed.Load(); p != nil {
+		return *p
+	}
+	return fmt.Errorf("finish of transaction %s: %w", t.tid, ErrClosed)
 }
 
 // TpcAbort discards the transaction: an open one releases the commit

@@ -470,7 +470,8 @@ func (s *FileStorage) Close() error {
 		return nil
 	}
 	// Abort a transaction in progress (or wait for it to finish) and keep
-	// the commit lock so that none starts.
+	// the commit lock so that none starts. Voted transactions go first:
+	// the one in progress may be waiting for their decision.
 	s.abortVotes()
 	if t := s.current.Load(); t != nil {
 		t.TpcAbort()

@@ -105,7 +105,7 @@ func notReturned(t *testing.T, ch <-chan finishResult) {
 	t.Helper()
 	select {
 	case r := <-ch:
-		t.Fatalf("TpcFinish returned (%s, %v) before the gate released it", r.tid, r.err)
+		t.Fatalf("TpcFinish returned (%s, %v) before what it waits for (the gate, an earlier vote)", r.tid, r.err)
 	case <-time.After(20 * time.Millisecond):
 	}
 }

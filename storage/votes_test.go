@@ -28,36 +28,22 @@ func voteOne(t *testing.T, s *FileStorage, serials map[Oid]Tid, data map[Oid]str
 	return txn
 }
 
-// finishAsync finishes txn in the background.
-func finishAsync(txn *Txn) <-chan error {
-	done := make(chan error, 1)
+// finishAsync finishes txn in the background (waitFinish and notReturned
+// read the outcome).
+func finishAsync(txn *Txn) <-chan finishResult {
+	out := make(chan finishResult, 1)
 	go func() {
-		_, err := txn.TpcFinish()
-		done <- err
+		tid, err := txn.TpcFinish()
+		out <- finishResult{tid, err}
 	}()
-	return done
+	return out
 }
 
-// notYet fails if done delivers within a short while: the finish must be
-// waiting for a transaction voted before it.
-func notYet(t *testing.T, done <-chan error, what string) {
+// finished fails unless the finish behind ch succeeds.
+func finished(t *testing.T, ch <-chan finishResult) {
 	t.Helper()
-	select {
-	case err := <-done:
-		t.Fatalf("%s returned (%v) before the transaction voted before it was decided", what, err)
-	case <-time.After(50 * time.Millisecond):
-	}
-}
-
-func must(t *testing.T, done <-chan error) {
-	t.Helper()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("finish never returned")
+	if r := waitFinish(t, ch); r.err != nil {
+		t.Fatal(r.err)
 	}
 }
 
@@ -92,14 +78,14 @@ func TestVoteReleasesTheCommitLock(t *testing.T) {
 		t.Fatalf("t2's tid %s is not after t1's %s", t2.Tid(), t1.Tid())
 	}
 	done2 := finishAsync(t2)
-	notYet(t, done2, "t2's finish")
+	notReturned(t, done2)
 	if _, _, err := s.Load(2); !errors.Is(err, ErrNoObject) {
 		t.Fatalf("t2's object is visible before t1 is decided: %v", err)
 	}
 	if _, err := t1.TpcFinish(); err != nil {
 		t.Fatal(err)
 	}
-	must(t, done2)
+	finished(t, done2)
 	if s.LastTransaction() != t2.Tid() {
 		t.Fatalf("last transaction %s, want %s", s.LastTransaction(), t2.Tid())
 	}
@@ -121,10 +107,10 @@ func TestAbortedVoteMovesLaterOnesDown(t *testing.T) {
 	t3 := voteOne(t, s, nil, map[Oid]string{3: "three"})
 	done3 := finishAsync(t3)
 	done2 := finishAsync(t2)
-	notYet(t, done2, "t2's finish")
+	notReturned(t, done2)
 	t1.TpcAbort()
-	must(t, done2)
-	must(t, done3)
+	finished(t, done2)
+	finished(t, done3)
 	if _, _, err := s.Load(1); !errors.Is(err, ErrNoObject) {
 		t.Fatalf("the aborted transaction's object exists: %v", err)
 	}
@@ -167,7 +153,11 @@ func TestVoteOfTheSameObjectWaitsForTheDecision(t *testing.T) {
 			}
 			stored := make(chan error, 1)
 			go func() { stored <- t2.Store(1, base, []byte("second")) }()
-			notYet(t, stored, "the second store of the object")
+			select {
+			case err := <-stored:
+				t.Fatalf("the second store of the object returned (%v) before the first transaction was decided", err)
+			case <-time.After(50 * time.Millisecond):
+			}
 			if commitFirst {
 				if _, err := t1.TpcFinish(); err != nil {
 					t.Fatal(err)
