@@ -7,7 +7,6 @@ package client
 // imports this one).
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/zrs-go/zrs/internal/testlog"
 	"github.com/zrs-go/zrs/node"
 	"github.com/zrs-go/zrs/storage"
 	"github.com/zrs-go/zrs/wire/zeo"
@@ -158,25 +158,7 @@ func (s *testSource) Epoch() uint64 {
 	return s.epoch
 }
 
-// syncBuffer collects log output from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-func testLogger(buf *syncBuffer) hclog.Logger {
+func testLogger(buf *testlog.Buffer) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{Output: buf, Level: hclog.Debug})
 }
 
@@ -258,7 +240,7 @@ func TestLowerEpochRefused(t *testing.T) {
 
 	// A client that saw epoch 2 from a server refuses to follow its
 	// source to an epoch-1 server.
-	var logs syncBuffer
+	var logs testlog.Buffer
 	src := newTestSource(0, newer.addr)
 	c := dialTest(t, Options{Source: src, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, Logger: testLogger(&logs)})
 	if c.Epoch() != 2 {
@@ -298,7 +280,7 @@ func TestOlderServerRefused(t *testing.T) {
 	empty := startTestServer(t, filepath.Join(dir, "empty.fs"), 0)
 	for _, allow := range []bool{false, true} {
 		t.Run(fmt.Sprintf("allow=%v", allow), func(t *testing.T) {
-			var logs syncBuffer
+			var logs testlog.Buffer
 			src := newTestSource(0, full.addr)
 			c := dialTest(t, Options{Source: src, AllowOlderServer: allow, MinBackoff: 10 * time.Millisecond,
 				MaxBackoff: 50 * time.Millisecond, Logger: testLogger(&logs)})

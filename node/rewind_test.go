@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/zrs-go/zrs/internal/testlog"
 	"github.com/zrs-go/zrs/node"
 	"github.com/zrs-go/zrs/storage"
 )
@@ -62,24 +63,6 @@ func rwCommit(t *testing.T, s *storage.FileStorage, x rwTxn) {
 	if _, err := txn.TpcFinish(); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// syncBuffer is a log destination that tests read while loggers write.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // rwServeFeed serves s's replication stream until the test ends.
@@ -183,7 +166,7 @@ func TestReplicaRewind(t *testing.T) {
 			sec := rwOpen(t, secDir, ownTxns)
 			before, _ := os.ReadFile(sec.Path())
 
-			logs := &syncBuffer{}
+			logs := &testlog.Buffer{}
 			var mu sync.Mutex
 			var results []storage.RewindResult
 			r := node.NewReplica(node.ReplicaConfig{

@@ -1,12 +1,10 @@
 package registry_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,25 +12,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/zrs-go/zrs/integration"
+	"github.com/zrs-go/zrs/internal/testlog"
 	"github.com/zrs-go/zrs/registry"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *syncBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
 
 // TestEphemeralInTheWay covers the EphemeralOwner checks that real
 // failures produce only with unlucky timing: a znode left by an earlier
@@ -42,7 +24,7 @@ func TestEphemeralInTheWay(t *testing.T) {
 	zkc := integration.ZKStandalone(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("=== log:\n%s", logs.String())

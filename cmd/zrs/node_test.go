@@ -12,12 +12,12 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/zrs-go/zrs/client"
+	"github.com/zrs-go/zrs/internal/testlog"
 	"github.com/zrs-go/zrs/storage"
 )
 
@@ -122,24 +122,6 @@ func TestConfigCheck(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a node writing while a test reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestNodeLogFormat runs `zrs node` in-process with log { json = ... } and
 // checks what it writes to stderr: with json = true every line is one JSON
 // object carrying hclog's @level and @message and the node's name (log
@@ -161,7 +143,7 @@ func TestNodeLogFormat(t *testing.T) {
 			if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			var stdout, stderr syncBuffer
+			var stdout, stderr testlog.Buffer
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			done := make(chan error, 1)
