@@ -34,7 +34,13 @@ type conn struct {
 	addr     string
 	onNotify func(method string, args []any)
 
-	wmu sync.Mutex // serializes frame writes
+	// wmu guards the writing side: one caller at a time writes, and
+	// frames of callers arriving meanwhile queue in wqueue for it to
+	// write next, so that concurrent calls share system calls.
+	wmu     sync.Mutex
+	writing bool
+	wqueue  [][]byte
+	werr    error // the write that failed; nothing more is written
 
 	fr   *frameReader // used only by the goroutine holding the read side
 	idle *time.Timer  // starts the background reader
@@ -385,22 +391,48 @@ func (c *conn) close(err error) {
 }
 
 // writeFrames writes frames in one system call: write for one frame,
-// which costs the kernel less than a writev of one buffer.
+// which costs the kernel less than a writev of one buffer. While another
+// caller writes, the frames queue behind its write and it writes them
+// next, together with any others queued meanwhile; the reply then comes
+// as usual, and a failed write ends the connection and with it every
+// call waiting for a reply.
 func (c *conn) writeFrames(frames [][]byte) error {
 	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	var err error
-	if len(frames) == 1 {
-		_, err = c.nc.Write(frames[0])
-	} else {
-		bufs := net.Buffers(frames)
-		_, err = bufs.WriteTo(c.nc)
-	}
-	if err != nil {
-		c.close(err)
+	switch {
+	case c.werr != nil:
+		err := c.werr
+		c.wmu.Unlock()
 		return fmt.Errorf("%w: %v", ErrDisconnected, err)
+	case c.writing:
+		c.wqueue = append(c.wqueue, frames...)
+		c.wmu.Unlock()
+		return nil
 	}
-	return nil
+	c.writing = true
+	c.wmu.Unlock()
+	for {
+		var err error
+		if len(frames) == 1 {
+			_, err = c.nc.Write(frames[0])
+		} else {
+			bufs := net.Buffers(frames)
+			_, err = bufs.WriteTo(c.nc)
+		}
+		c.wmu.Lock()
+		if err != nil {
+			c.werr, c.writing, c.wqueue = err, false, nil
+			c.wmu.Unlock()
+			c.close(err)
+			return fmt.Errorf("%w: %v", ErrDisconnected, err)
+		}
+		if len(c.wqueue) == 0 {
+			c.writing = false
+			c.wmu.Unlock()
+			return nil
+		}
+		frames, c.wqueue = c.wqueue, nil
+		c.wmu.Unlock()
+	}
 }
 
 // call sends a synchronous call and waits for its reply.

@@ -317,3 +317,55 @@ func TestReadsWhileCallersWrite(t *testing.T) {
 	wg.Wait()
 	<-served
 }
+
+// Calls made while another caller's write is blocked queue behind it and
+// go out next; when that write fails, every one of them fails too rather
+// than waiting for a reply to a call never sent.
+func TestCallsQueuedBehindAFailedWriteFail(t *testing.T) {
+	addr, accepted := scriptedServer(t)
+	c := dialScripted(t, addr, nil)
+	s := <-accepted
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Far more than the socket buffers hold: the write blocks while the
+	// server reads nothing.
+	huge := make([]byte, 64<<20)
+	errs := make(chan error, 9)
+	go func() {
+		_, err := c.call(ctx, "huge", huge)
+		errs <- err
+	}()
+	waitUntil(t, func() bool {
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
+		return c.writing
+	})
+	for range 8 {
+		go func() {
+			_, err := c.call(ctx, "small")
+			errs <- err
+		}()
+	}
+	waitUntil(t, func() bool {
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
+		return len(c.wqueue) == 8
+	})
+	s.nc.Close()
+	for range 9 {
+		if err := <-errs; !errors.Is(err, ErrDisconnected) {
+			t.Fatalf("call got %v, want ErrDisconnected", err)
+		}
+	}
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 10s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

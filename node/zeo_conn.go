@@ -3,6 +3,7 @@ package node
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -29,6 +30,10 @@ type zeoConn struct {
 	// mu guards txn: the reader and a vote in progress both use it.
 	mu  sync.Mutex
 	txn *zeoTxn
+
+	// corked is set while the reader dispatches a call with another
+	// already buffered behind it: its answer waits for theirs.
+	corked bool
 
 	iterators map[int64]*zeoIterator
 	nextIter  int64
@@ -85,7 +90,8 @@ func (c *zeoConn) closeAfterReplies() { c.out.close() }
 func (c *zeoConn) readLoop(ctx context.Context) error {
 	// Buffered, so that a small frame costs one read system call, not
 	// one for its length and another for its payload.
-	fr := zeo.NewFrameReader(bufio.NewReaderSize(c.nc, readBufferSize), 0)
+	br := bufio.NewReaderSize(c.nc, readBufferSize)
+	fr := zeo.NewFrameReader(br, 0)
 	if err := c.out.send(zeo.EncodeFrame(c.srv.encoding.Announcement())); err != nil {
 		return err
 	}
@@ -116,20 +122,51 @@ func (c *zeoConn) readLoop(ctx context.Context) error {
 			return protoErrorf("undecodable message: %v", err)
 		}
 		fr.Reuse(payload) // msg does not alias it
+		// A client pipelining calls gets the answers to those read
+		// together in one write.
+		c.corked = frameBuffered(br)
 		if err := c.dispatch(ctx, msg); err != nil {
 			return err
+		}
+		if !c.corked {
+			if err := c.out.flush(); err != nil {
+				return err
+			}
 		}
 	}
 }
 
+// frameBuffered reports whether br holds a whole frame: reading it will
+// not block.
+func frameBuffered(br *bufio.Reader) bool {
+	n := br.Buffered()
+	if n < zeo.HeaderSize {
+		return false
+	}
+	hdr, err := br.Peek(zeo.HeaderSize)
+	if err != nil {
+		return false
+	}
+	return n-zeo.HeaderSize >= int(binary.BigEndian.Uint32(hdr))
+}
+
 // reply answers a synchronous call from the reader goroutine: at once
-// when nothing is queued before it (see outQueue.send).
+// (see outQueue.send), unless further calls are already buffered.
 func (c *zeoConn) reply(msgid any, result any) error {
 	frame, err := c.replyFrame(msgid, result)
 	if err != nil {
 		return err
 	}
-	return c.out.send(frame)
+	return c.answer(frame)
+}
+
+// answer sends frames from the reader goroutine, or holds them while it
+// reads the calls it has buffered.
+func (c *zeoConn) answer(frames ...[]byte) error {
+	if c.corked {
+		return c.out.hold(frames...)
+	}
+	return c.out.send(frames...)
 }
 
 // replyError answers a synchronous call from the reader goroutine with an
@@ -139,7 +176,7 @@ func (c *zeoConn) replyError(msgid any, err error) error {
 	if err != nil {
 		return err
 	}
-	return c.out.send(frame)
+	return c.answer(frame)
 }
 
 func (c *zeoConn) replyFrame(msgid any, result any) ([]byte, error) {
@@ -156,15 +193,6 @@ func (c *zeoConn) errorFrame(msgid any, err error) ([]byte, error) {
 		return nil, fmt.Errorf("encode error reply: %w", eerr)
 	}
 	return frame, nil
-}
-
-// notify queues a server→client asynchronous call.
-func (c *zeoConn) notify(method string, args zeo.Tuple) error {
-	frame, err := c.codec.EncodeFrame(zeo.Message{MsgID: int64(0), Flag: true, Method: method, Args: args})
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", method, err)
-	}
-	return c.out.push(frame)
 }
 
 // handler runs one method. Synchronous handlers return the reply value or

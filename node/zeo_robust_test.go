@@ -914,3 +914,39 @@ func TestManyLoadersWhileCommitting(t *testing.T) {
 		t.Fatalf("%d connections, want %d: some were dropped", n, loaders+1)
 	}
 }
+
+// A client may write several calls before reading: the server answers all
+// of them, in order, even when the last call it read needs no answer.
+func TestPipelinedCallsAreAllAnswered(t *testing.T) {
+	for _, protocol := range []string{ProtocolPickle, ProtocolMsgpack} {
+		t.Run(protocol, func(t *testing.T) {
+			s := startTestServer(t, protocol, 0)
+			r := s.dialRaw().handshake().register()
+			var batch []byte
+			for _, m := range []zeo.Message{
+				zeo.NewCall(2, "ping"),
+				zeo.NewCall(3, "lastTransaction"),
+				zeo.NewCall(4, "loadBefore", z64, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}),
+				zeo.NewCall(5, "ping"),
+				zeo.NewAsync("set_client_label", "pipelined"),
+			} {
+				f, err := r.codec.EncodeFrame(m)
+				if err != nil {
+					t.Fatal(err)
+				}
+				batch = append(batch, f...)
+			}
+			r.writeRaw(batch)
+			for want := int64(2); want <= 5; want++ {
+				m, err := r.readMsg()
+				if err != nil {
+					t.Fatalf("no answer to call %d: %v", want, err)
+				}
+				if id, ok := zeo.AsInt(m.MsgID); !m.IsReply() || !ok || id != want {
+					t.Fatalf("got %v, want the reply to call %d", m, want)
+				}
+			}
+			r.expectOpen(6)
+		})
+	}
+}

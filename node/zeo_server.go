@@ -204,7 +204,7 @@ func (z *ZEOService) invalidate(committer *zeoConn, tid storage.Tid, oids []stor
 			z.log.Error("cannot encode invalidations", "tid", tid, "error", err)
 			return
 		}
-		switch err := c.out.push(frame); {
+		switch err := c.out.pushNotification(frame); {
 		case errors.Is(err, errQueueFull):
 			c.log.Warn("dropping connection that does not read its invalidations", "error", err)
 			c.nc.Close()

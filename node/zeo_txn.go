@@ -430,7 +430,7 @@ func (c *zeoConn) tpcFinish(_ context.Context, msgid any, args []any) (any, erro
 	if err != nil {
 		return nil, fmt.Errorf("encode reply: %w", err)
 	}
-	return nil, c.out.send(info, reply)
+	return nil, c.answer(info, reply)
 }
 
 func (c *zeoConn) tpcAbort(_ context.Context, _ any, args []any) (any, error) {
