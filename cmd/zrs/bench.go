@@ -9,6 +9,7 @@ import (
 	mrand "math/rand/v2"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -30,8 +31,9 @@ func benchCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "bench",
 		Usage: "measure load and commit throughput and latency through the Go ZEO client",
-		Description: "Without --addr, starts a node on a fresh data file in a temporary directory on\n" +
-			"127.0.0.1 and measures client and server together on this machine; with --addr,\n" +
+		Description: "Without --addr, starts a node on a fresh data file in a temporary directory,\n" +
+			"listening on 127.0.0.1 (or, with --network unix, on a Unix socket beside its data\n" +
+			"file), and measures client and server together on this machine; with --addr,\n" +
 			"measures an existing server (which then chooses the protocol).\n\n" +
 			"Each connection is its own client, running --inflight operations at a time (one by\n" +
 			"default). Loads read random preloaded objects; each commit stores one object of\n" +
@@ -49,8 +51,9 @@ func benchCommand() *cli.Command {
 			&cli.BoolFlag{Name: "cache", Usage: "let the clients use their object cache (off: every load goes to the server)"},
 			&cli.BoolFlag{Name: "fsync-baseline", Usage: "first measure the disk's serial fsync rate in the data directory"},
 			&cli.DurationFlag{Name: "fsync-duration", Value: 2 * time.Second, Usage: "how long the fsync baseline runs"},
-			&cli.BoolFlag{Name: "tcp-baseline", Usage: "first measure bare loopback TCP round trips in Go over --connections connections: what the machine allows any server"},
-			&cli.DurationFlag{Name: "tcp-duration", Value: 2 * time.Second, Usage: "how long the TCP baseline runs"},
+			&cli.StringFlag{Name: "network", Value: "tcp", Usage: "how the embedded node listens and the network baseline connects: tcp (loopback) or unix (a socket, as a client on the server's machine may use)"},
+			&cli.BoolFlag{Name: "net-baseline", Aliases: []string{"tcp-baseline"}, Usage: "first measure bare round trips in Go over --connections connections of the --network: what the machine allows any server"},
+			&cli.DurationFlag{Name: "net-duration", Aliases: []string{"tcp-duration"}, Value: 2 * time.Second, Usage: "how long the network baseline runs"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the measured run (clients, and the embedded node) to `FILE`"},
 			&cli.StringFlag{Name: "data-dir", Usage: "`DIR` in which the embedded node's temporary data directory and the fsync baseline file are created (default: the system temporary directory)"},
 		},
@@ -72,8 +75,9 @@ type benchConfig struct {
 	cache         bool
 	fsyncBaseline bool
 	fsyncDuration time.Duration
-	tcpBaseline   bool
-	tcpDuration   time.Duration
+	network       string // of the embedded node and the network baseline
+	netBaseline   bool
+	netDuration   time.Duration
 	dataDir       string
 	cpuProfile    string
 }
@@ -90,8 +94,9 @@ func benchConfigFrom(c *cli.Context) (*benchConfig, error) {
 		cache:         c.Bool("cache"),
 		fsyncBaseline: c.Bool("fsync-baseline"),
 		fsyncDuration: c.Duration("fsync-duration"),
-		tcpBaseline:   c.Bool("tcp-baseline"),
-		tcpDuration:   c.Duration("tcp-duration"),
+		network:       c.String("network"),
+		netBaseline:   c.Bool("net-baseline"),
+		netDuration:   c.Duration("net-duration"),
 		dataDir:       c.String("data-dir"),
 		cpuProfile:    c.String("cpuprofile"),
 	}
@@ -118,8 +123,12 @@ func benchConfigFrom(c *cli.Context) (*benchConfig, error) {
 		return nil, fmt.Errorf("bench: --protocol applies to the embedded node; with --addr the server chooses")
 	case cfg.fsyncDuration <= 0:
 		return nil, fmt.Errorf("bench: --fsync-duration must be positive")
-	case cfg.tcpDuration <= 0:
-		return nil, fmt.Errorf("bench: --tcp-duration must be positive")
+	case cfg.network != "tcp" && cfg.network != "unix":
+		return nil, fmt.Errorf("bench: --network %q is not tcp or unix", cfg.network)
+	case cfg.addr != "" && c.IsSet("network"):
+		return nil, fmt.Errorf("bench: --network applies to the embedded node; with --addr the address says")
+	case cfg.netDuration <= 0:
+		return nil, fmt.Errorf("bench: --net-duration must be positive")
 	}
 	if cfg.dataDir == "" {
 		cfg.dataDir = os.TempDir()
@@ -160,9 +169,9 @@ func runBench(c *cli.Context) (err error) {
 			return fmt.Errorf("bench: fsync baseline: %w", err)
 		}
 	}
-	if cfg.tcpBaseline {
-		if base.roundTrips, err = tcpPingPong(ctx, cfg.connections, cfg.tcpDuration); err != nil {
-			return fmt.Errorf("bench: TCP baseline: %w", err)
+	if cfg.netBaseline {
+		if base.roundTrips, err = pingPong(ctx, cfg.network, cfg.dataDir, cfg.connections, cfg.netDuration); err != nil {
+			return fmt.Errorf("bench: network baseline: %w", err)
 		}
 	}
 
@@ -174,7 +183,7 @@ func runBench(c *cli.Context) (err error) {
 			level = hclog.LevelFromString(c.String("log-level"))
 		}
 		log := hclog.New(&hclog.LoggerOptions{Name: "zrs-bench", Level: level, Output: c.App.ErrWriter})
-		emb, serr := startEmbeddedNode(cfg.dataDir, cfg.protocol, log)
+		emb, serr := startEmbeddedNode(cfg.dataDir, cfg.network, cfg.protocol, log)
 		if serr != nil {
 			return serr
 		}
@@ -206,7 +215,7 @@ type embeddedNode struct {
 	done            chan error
 }
 
-func startEmbeddedNode(parent, protocol string, log hclog.Logger) (*embeddedNode, error) {
+func startEmbeddedNode(parent, network, protocol string, log hclog.Logger) (*embeddedNode, error) {
 	dir, err := os.MkdirTemp(parent, "zrs-bench-")
 	if err != nil {
 		return nil, fmt.Errorf("bench: data directory: %w", err)
@@ -214,6 +223,9 @@ func startEmbeddedNode(parent, protocol string, log hclog.Logger) (*embeddedNode
 	cfg := node.Default(dir)
 	cfg.Name = "bench"
 	cfg.ZEO.Listen = "127.0.0.1:0"
+	if network == "unix" {
+		cfg.ZEO.Listen = filepath.Join(dir, "zeo.sock")
+	}
 	cfg.ZEO.Protocol = protocol
 	n, err := node.New(cfg, log)
 	if err != nil {
@@ -511,8 +523,12 @@ func printBench(out io.Writer, cfg *benchConfig, where string, res *benchResult,
 		fmt.Fprintf(out, "commits per second / fsyncs per second = %.0f / %.0f = %.2f\n", commits, base.fsyncs, commits/base.fsyncs)
 	}
 	if base.roundTrips > 0 {
-		fmt.Fprintf(out, "\nTCP baseline: %.0f round trips per second over %d connection(s) (loopback, %d-byte request, %d-byte reply, %s)\n",
-			base.roundTrips, cfg.connections, tcpBaselineRequest, tcpBaselineReply, cfg.tcpDuration)
+		over := "loopback TCP"
+		if cfg.network == "unix" {
+			over = "Unix socket"
+		}
+		fmt.Fprintf(out, "\nnetwork baseline: %.0f round trips per second over %d connection(s) (%s, %d-byte request, %d-byte reply, %s)\n",
+			base.roundTrips, cfg.connections, over, baselineRequest, baselineReply, cfg.netDuration)
 		fmt.Fprintf(out, "operations per second / round trips per second = %.0f / %.0f = %.2f\n",
 			float64(totalOps)/secs, base.roundTrips, float64(totalOps)/secs/base.roundTrips)
 	}

@@ -130,6 +130,29 @@ func TestBenchEmbedded(t *testing.T) {
 	}
 }
 
+// TestBenchEmbeddedUnixSocket measures an embedded node listening on a
+// Unix socket, with the network baseline over a socket too.
+func TestBenchEmbeddedUnixSocket(t *testing.T) {
+	dir := t.TempDir()
+	status, out, errOut := runZrs(t, "bench", "--duration", "200ms", "--mix", "100:0", "--objects", "10",
+		"--network", "unix", "--net-baseline", "--net-duration", "100ms", "--data-dir", dir)
+	if status != exitOK {
+		t.Fatalf("status %d\nstdout:\n%s\nstderr:\n%s", status, out, errOut)
+	}
+	if !regexp.MustCompile(`embedded node on /\S+/zeo\.sock `).MatchString(out) {
+		t.Errorf("output does not name the embedded node's socket:\n%s", out)
+	}
+	if !regexp.MustCompile(`network baseline: [1-9]\d* round trips per second over 1 connection\(s\) \(Unix socket,`).MatchString(out) {
+		t.Errorf("no Unix socket baseline in:\n%s", out)
+	}
+	if row, ok := parseBenchRow(t, out, "load"); !ok || row.ops == 0 || row.errors != 0 {
+		t.Errorf("no sound load row (%+v) in:\n%s", row, out)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("the bench left %d entries in its data directory", len(left))
+	}
+}
+
 func TestBenchRejectsBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"--mix", "90"},
@@ -141,6 +164,8 @@ func TestBenchRejectsBadFlags(t *testing.T) {
 		{"--objects", "0"},
 		{"--protocol", "xml"},
 		{"--addr", "127.0.0.1:1", "--protocol", "msgpack"},
+		{"--network", "udp"},
+		{"--addr", "127.0.0.1:1", "--network", "unix"},
 	} {
 		status, _, errOut := runZrs(t, append([]string{"bench", "--duration", "10ms"}, args...)...)
 		if status != exitFailed || !strings.Contains(errOut, "bench:") {

@@ -8,27 +8,39 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 )
 
-// Sizes of the frames the TCP baseline exchanges: those of a pickled
+// Sizes of the frames the network baseline exchanges: those of a pickled
 // loadBefore call and of its reply for a 100-byte object, so that the
 // baseline moves what a load moves.
 const (
-	tcpBaselineRequest = 60
-	tcpBaselineReply   = 150
+	baselineRequest = 60
+	baselineReply   = 150
 )
 
-// tcpPingPong measures what this machine allows a request/response
-// protocol over loopback TCP in Go, with nothing else in the way: conns
-// connections, each running one round trip at a time of a small
-// length-prefixed request and reply. Each side is one goroutine per
-// connection that reads a frame and writes its answer inline, one system
-// call each way, so no server can do fewer system calls or goroutine
-// switches per round trip. It returns the round trips per second.
-func tcpPingPong(ctx context.Context, conns int, d time.Duration) (float64, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// pingPong measures what this machine allows a request/response protocol
+// in Go over network ("tcp": loopback; "unix": a socket created in dir),
+// with nothing else in the way: conns connections, each running one round
+// trip at a time of a small length-prefixed request and reply. Each side
+// is one goroutine per connection that reads a frame and writes its
+// answer inline, one system call each way, so no server can do fewer
+// system calls or goroutine switches per round trip. It returns the round
+// trips per second.
+func pingPong(ctx context.Context, network, dir string, conns int, d time.Duration) (float64, error) {
+	addr := "127.0.0.1:0"
+	if network == "unix" {
+		sockDir, err := os.MkdirTemp(dir, "zrs-bench-net-")
+		if err != nil {
+			return 0, err
+		}
+		defer os.RemoveAll(sockDir)
+		addr = filepath.Join(sockDir, "ping.sock")
+	}
+	ln, err := net.Listen(network, addr)
 	if err != nil {
 		return 0, err
 	}
@@ -45,7 +57,7 @@ func tcpPingPong(ctx context.Context, conns int, d time.Duration) (float64, erro
 			go func() {
 				defer wg.Done()
 				defer nc.Close()
-				_ = echoFrames(nc, tcpBaselineReply)
+				_ = echoFrames(nc, baselineReply)
 			}()
 		}
 	}()
@@ -60,7 +72,7 @@ func tcpPingPong(ctx context.Context, conns int, d time.Duration) (float64, erro
 	}()
 	var dialer net.Dialer
 	for i := range clients {
-		if clients[i], err = dialer.DialContext(ctx, "tcp", ln.Addr().String()); err != nil {
+		if clients[i], err = dialer.DialContext(ctx, network, ln.Addr().String()); err != nil {
 			return 0, err
 		}
 	}
@@ -95,7 +107,7 @@ func tcpPingPong(ctx context.Context, conns int, d time.Duration) (float64, erro
 
 // pingFrames sends requests and reads their replies until end.
 func pingFrames(ctx context.Context, nc net.Conn, end time.Time) (int, error) {
-	req := frameOf(tcpBaselineRequest)
+	req := frameOf(baselineRequest)
 	br := bufio.NewReaderSize(nc, 32<<10)
 	var buf []byte
 	n := 0
@@ -147,7 +159,7 @@ func readFrameInto(br *bufio.Reader, buf []byte) ([]byte, error) {
 	}
 	n := int(binary.BigEndian.Uint32(hdr[:]))
 	if n > 1<<20 {
-		return buf, fmt.Errorf("tcp baseline: frame of %d bytes", n)
+		return buf, fmt.Errorf("network baseline: frame of %d bytes", n)
 	}
 	if cap(buf) < n {
 		buf = make([]byte, n)
