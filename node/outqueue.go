@@ -124,12 +124,25 @@ func (q *outQueue) notificationsDue() {
 	}
 }
 
+// holdLimit bounds what hold keeps back: past it, the frames are sent.
+// Answers to a long run of buffered calls (a client prefetching many
+// objects) then go out as they are ready rather than piling up.
+const holdLimit = 64 << 10
+
 // hold queues frames to be written with the next flush or send: the
 // connection's reader holds its replies while further requests are
 // already buffered, so that a pipelining client gets their answers in one
-// write.
+// write. Once holdLimit bytes are queued, it sends instead.
 func (q *outQueue) hold(frames ...[]byte) error {
+	n := 0
+	for _, f := range frames {
+		n += len(f)
+	}
 	q.mu.Lock()
+	if q.bytes+n > holdLimit {
+		q.mu.Unlock()
+		return q.send(frames...)
+	}
 	defer q.mu.Unlock()
 	return q.appendLocked(frames)
 }

@@ -148,3 +148,18 @@ func TestOutQueueCloseDrainsWaitingFrames(t *testing.T) {
 		t.Fatalf("written %q after close, want everything queued", got)
 	}
 }
+
+func TestOutQueueHoldSendsPastItsLimit(t *testing.T) {
+	q, w := startQueue(t, time.Hour)
+	big := bytes.Repeat([]byte("x"), holdLimit/2+1)
+	if err := q.hold(big); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.written(); got != "" {
+		t.Fatalf("written %d bytes: the first frame fits the limit and should be held", len(got))
+	}
+	if err := q.hold(big); err != nil {
+		t.Fatal(err)
+	}
+	w.waitFor(t, string(big)+string(big))
+}
