@@ -390,8 +390,7 @@ func (c *conn) close(err error) {
 	}
 }
 
-// writeFrames writes frames in one system call: write for one frame,
-// which costs the kernel less than a writev of one buffer. While another
+// writeFrames writes frames in one system call. While another
 // caller writes, the frames queue behind its write and it writes them
 // next, together with any others queued meanwhile; the reply then comes
 // as usual, and a failed write ends the connection and with it every
@@ -411,13 +410,7 @@ func (c *conn) writeFrames(frames [][]byte) error {
 	c.writing = true
 	c.wmu.Unlock()
 	for {
-		var err error
-		if len(frames) == 1 {
-			_, err = c.nc.Write(frames[0])
-		} else {
-			bufs := net.Buffers(frames)
-			_, err = bufs.WriteTo(c.nc)
-		}
+		err := zeo.WriteEncoded(c.nc, frames)
 		c.wmu.Lock()
 		if err != nil {
 			c.werr, c.writing, c.wqueue = err, false, nil

@@ -4,9 +4,10 @@ import (
 	"bufio"
 	"errors"
 	"io"
-	"net"
 	"sync"
 	"time"
+
+	"github.com/zrs-go/zrs/wire/zeo"
 )
 
 // errQueueFull is returned when a peer does not read fast enough: its
@@ -181,13 +182,7 @@ func (q *outQueue) send(frames ...[]byte) error {
 	q.due = false
 	q.writing = true
 	q.mu.Unlock()
-	var err error
-	if len(frames) == 1 {
-		_, err = q.w.Write(frames[0])
-	} else {
-		bufs := net.Buffers(frames)
-		_, err = bufs.WriteTo(q.w)
-	}
+	err := zeo.WriteEncoded(q.w, frames)
 	q.wrote(err)
 	return err
 }
