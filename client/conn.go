@@ -541,7 +541,7 @@ func (r *frameReader) next() ([]byte, error) {
 		if cap(r.keep) >= min(size, readChunk) {
 			r.buf, r.keep = r.keep[:0], nil
 		} else {
-			r.buf = make([]byte, 0, min(size, readChunk))
+			r.buf = make([]byte, 0, min(max(size, zeo.MinReadBuffer), readChunk))
 		}
 	}
 	for len(r.buf) < size {

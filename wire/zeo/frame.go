@@ -21,6 +21,11 @@ const (
 	// readChunk is the first allocation for an incoming payload; the
 	// buffer then doubles as data arrives, up to the declared size.
 	readChunk = 64 << 10
+
+	// MinReadBuffer is the smallest payload buffer a reader whose buffers
+	// are handed back allocates, so that one buffer serves a stream of
+	// small frames of varying sizes.
+	MinReadBuffer = 4 << 10
 )
 
 // FrameReader reads length-prefixed frames: a 4-byte big-endian payload
@@ -34,6 +39,9 @@ type FrameReader struct {
 	max   int
 	hdr   [HeaderSize]byte
 	spare []byte // a payload handed back by Reuse
+	// reusing is set once a payload was handed back: payload buffers are
+	// then allocated with room for later frames.
+	reusing bool
 }
 
 // NewFrameReader returns a FrameReader reading from r that accepts payloads
@@ -72,7 +80,11 @@ func (fr *FrameReader) ReadFrame() ([]byte, error) {
 	if cap(fr.spare) >= min(size, readChunk) {
 		buf, fr.spare = fr.spare[:0], nil
 	} else {
-		buf = make([]byte, 0, min(size, readChunk))
+		room := size
+		if fr.reusing {
+			room = max(size, MinReadBuffer)
+		}
+		buf = make([]byte, 0, min(room, readChunk))
 	}
 	for len(buf) < size {
 		if len(buf) == cap(buf) {
@@ -98,6 +110,7 @@ func (fr *FrameReader) ReadFrame() ([]byte, error) {
 // later ReadFrame reads into its buffer instead of allocating one.
 // Buffers larger than the first allocation for a payload are not kept.
 func (fr *FrameReader) Reuse(p []byte) {
+	fr.reusing = true
 	if cap(p) <= readChunk {
 		fr.spare = p
 	}

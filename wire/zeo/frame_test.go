@@ -152,3 +152,31 @@ func TestFrameOverPipe(t *testing.T) {
 		t.Fatalf("got %v, want io.EOF", err)
 	}
 }
+
+// A reader whose payloads are handed back reads a stream of small frames
+// of varying sizes into one buffer.
+func TestFrameReaderReusesOneBufferForSmallFrames(t *testing.T) {
+	var stream bytes.Buffer
+	const frames = 200
+	for i := range frames {
+		stream.Write(EncodeFrame(bytes.Repeat([]byte{'x'}, 20+i%7*30)))
+	}
+	fr := NewFrameReader(&stream, 0)
+	p, err := fr.ReadFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fr.Reuse(p)
+	allocs := testing.AllocsPerRun(frames-2, func() {
+		p, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fr.Reuse(p)
+	})
+	// The first payload after Reuse may still be too small; after that
+	// none allocates.
+	if allocs > 0.02 {
+		t.Fatalf("%.2f allocations per frame, want none once a buffer is handed back", allocs)
+	}
+}
