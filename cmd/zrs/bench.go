@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -8,8 +9,10 @@ import (
 	"io"
 	mrand "math/rand/v2"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -51,10 +54,11 @@ func benchCommand() *cli.Command {
 			&cli.BoolFlag{Name: "cache", Usage: "let the clients use their object cache (off: every load goes to the server)"},
 			&cli.BoolFlag{Name: "fsync-baseline", Usage: "first measure the disk's serial fsync rate in the data directory"},
 			&cli.DurationFlag{Name: "fsync-duration", Value: 2 * time.Second, Usage: "how long the fsync baseline runs"},
+			&cli.BoolFlag{Name: "node-process", Usage: "run the embedded node as a child `zrs node` process, as a real server runs apart from its clients, rather than inside the bench's process"},
 			&cli.StringFlag{Name: "network", Value: "tcp", Usage: "how the embedded node listens and the network baseline connects: tcp (loopback) or unix (a socket, as a client on the server's machine may use)"},
 			&cli.BoolFlag{Name: "net-baseline", Aliases: []string{"tcp-baseline"}, Usage: "first measure bare round trips in Go over --connections connections of the --network: what the machine allows any server"},
 			&cli.DurationFlag{Name: "net-duration", Aliases: []string{"tcp-duration"}, Value: 2 * time.Second, Usage: "how long the network baseline runs"},
-			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the measured run (clients, and the embedded node) to `FILE`"},
+			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the measured run (clients, and the embedded node unless --node-process) to `FILE`"},
 			&cli.StringFlag{Name: "data-dir", Usage: "`DIR` in which the embedded node's temporary data directory and the fsync baseline file are created (default: the system temporary directory)"},
 		},
 		Action: runBench,
@@ -75,6 +79,7 @@ type benchConfig struct {
 	cache         bool
 	fsyncBaseline bool
 	fsyncDuration time.Duration
+	nodeProcess   bool
 	network       string // of the embedded node and the network baseline
 	netBaseline   bool
 	netDuration   time.Duration
@@ -94,6 +99,7 @@ func benchConfigFrom(c *cli.Context) (*benchConfig, error) {
 		cache:         c.Bool("cache"),
 		fsyncBaseline: c.Bool("fsync-baseline"),
 		fsyncDuration: c.Duration("fsync-duration"),
+		nodeProcess:   c.Bool("node-process"),
 		network:       c.String("network"),
 		netBaseline:   c.Bool("net-baseline"),
 		netDuration:   c.Duration("net-duration"),
@@ -125,6 +131,8 @@ func benchConfigFrom(c *cli.Context) (*benchConfig, error) {
 		return nil, fmt.Errorf("bench: --fsync-duration must be positive")
 	case cfg.network != "tcp" && cfg.network != "unix":
 		return nil, fmt.Errorf("bench: --network %q is not tcp or unix", cfg.network)
+	case cfg.addr != "" && cfg.nodeProcess:
+		return nil, fmt.Errorf("bench: --node-process starts a node; with --addr the server is running already")
 	case cfg.addr != "" && c.IsSet("network"):
 		return nil, fmt.Errorf("bench: --network applies to the embedded node; with --addr the address says")
 	case cfg.netDuration <= 0:
@@ -183,7 +191,13 @@ func runBench(c *cli.Context) (err error) {
 			level = hclog.LevelFromString(c.String("log-level"))
 		}
 		log := hclog.New(&hclog.LoggerOptions{Name: "zrs-bench", Level: level, Output: c.App.ErrWriter})
-		emb, serr := startEmbeddedNode(cfg.dataDir, cfg.network, cfg.protocol, log)
+		var emb *embeddedNode
+		var serr error
+		if cfg.nodeProcess {
+			emb, serr = startNodeProcess(ctx, cfg.dataDir, cfg.network, cfg.protocol, c.App.ErrWriter)
+		} else {
+			emb, serr = startEmbeddedNode(cfg.dataDir, cfg.network, cfg.protocol, log)
+		}
 		if serr != nil {
 			return serr
 		}
@@ -193,7 +207,11 @@ func runBench(c *cli.Context) (err error) {
 			}
 		}()
 		addr = emb.addr
-		where = fmt.Sprintf("embedded node on %s (%s, data file %s)", addr, cfg.protocol, emb.path)
+		kind := "embedded node"
+		if cfg.nodeProcess {
+			kind = "node process"
+		}
+		where = fmt.Sprintf("%s on %s (%s, data file %s)", kind, addr, cfg.protocol, emb.path)
 	}
 
 	res, err := benchmark(ctx, cfg, addr)
@@ -208,18 +226,15 @@ func runBench(c *cli.Context) (err error) {
 }
 
 // embeddedNode is a node on a temporary data file, for measuring without
-// a separate server.
+// a separate server: inside the bench's process, or (--node-process) in
+// a child `zrs node` process of its own, as a real server runs.
 type embeddedNode struct {
 	dir, path, addr string
-	cancel          context.CancelFunc
-	done            chan error
+	shutdown        func() error
 }
 
-func startEmbeddedNode(parent, network, protocol string, log hclog.Logger) (*embeddedNode, error) {
-	dir, err := os.MkdirTemp(parent, "zrs-bench-")
-	if err != nil {
-		return nil, fmt.Errorf("bench: data directory: %w", err)
-	}
+// benchNodeConfig is the embedded node's configuration in dir.
+func benchNodeConfig(dir, network, protocol string) *node.Config {
 	cfg := node.Default(dir)
 	cfg.Name = "bench"
 	cfg.ZEO.Listen = "127.0.0.1:0"
@@ -227,21 +242,100 @@ func startEmbeddedNode(parent, network, protocol string, log hclog.Logger) (*emb
 		cfg.ZEO.Listen = filepath.Join(dir, "zeo.sock")
 	}
 	cfg.ZEO.Protocol = protocol
+	return cfg
+}
+
+func startEmbeddedNode(parent, network, protocol string, log hclog.Logger) (*embeddedNode, error) {
+	dir, err := os.MkdirTemp(parent, "zrs-bench-")
+	if err != nil {
+		return nil, fmt.Errorf("bench: data directory: %w", err)
+	}
+	cfg := benchNodeConfig(dir, network, protocol)
 	n, err := node.New(cfg, log)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &embeddedNode{dir: dir, path: cfg.Storage.Path, addr: n.ZEOAddr().String(), cancel: cancel, done: make(chan error, 1)}
-	go func() { e.done <- n.Run(ctx) }()
-	return e, nil
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	return &embeddedNode{dir: dir, path: cfg.Storage.Path, addr: n.ZEOAddr().String(), shutdown: func() error {
+		cancel()
+		return <-done
+	}}, nil
+}
+
+// nodeAnnouncement is the line `zrs node` prints once it serves.
+var nodeAnnouncement = regexp.MustCompile(`ZEO clients connect to (\S+) `)
+
+// startNodeProcess runs the embedded node as a child `zrs node` process
+// (this executable), logging warnings and errors to logTo.
+func startNodeProcess(ctx context.Context, parent, network, protocol string, logTo io.Writer) (*embeddedNode, error) {
+	dir, err := os.MkdirTemp(parent, "zrs-bench-")
+	if err != nil {
+		return nil, fmt.Errorf("bench: data directory: %w", err)
+	}
+	fail := func(err error) (*embeddedNode, error) {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("bench: node process: %w", err)
+	}
+	cfg := benchNodeConfig(dir, network, protocol)
+	hcl := fmt.Sprintf("name = %s\nstorage {\n  path = %s\n}\nzeo {\n  listen = %s\n  protocol = %s\n}\nlog {\n  level = \"warn\"\n}\n",
+		strconv.Quote(cfg.Name), strconv.Quote(cfg.Storage.Path), strconv.Quote(cfg.ZEO.Listen), strconv.Quote(protocol))
+	cfgPath := filepath.Join(dir, "node.hcl")
+	if err := os.WriteFile(cfgPath, []byte(hcl), 0o644); err != nil {
+		return fail(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fail(err)
+	}
+	cmd := exec.Command(exe, "node", "--config", cfgPath)
+	cmd.Stderr = logTo
+	// A bench killed outright takes its node along.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return fail(err)
+	}
+	if err := cmd.Start(); err != nil {
+		return fail(err)
+	}
+	exited := make(chan error, 1)
+	addrCh := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if m := nodeAnnouncement.FindStringSubmatch(sc.Text()); m != nil {
+				addrCh <- m[1]
+			}
+		}
+		exited <- cmd.Wait()
+	}()
+	select {
+	case addr := <-addrCh:
+		return &embeddedNode{dir: dir, path: cfg.Storage.Path, addr: addr, shutdown: func() error {
+			// SIGTERM is a graceful stop: exit status 0.
+			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				return err
+			}
+			if err := <-exited; err != nil {
+				return fmt.Errorf("bench: node process: %w", err)
+			}
+			return nil
+		}}, nil
+	case err := <-exited:
+		return fail(fmt.Errorf("exited before serving: %v", err))
+	case <-ctx.Done():
+		_ = cmd.Process.Kill()
+		<-exited
+		return fail(ctx.Err())
+	}
 }
 
 // stop shuts the node down and removes its data.
 func (e *embeddedNode) stop() error {
-	e.cancel()
-	err := <-e.done
+	err := e.shutdown()
 	if rerr := os.RemoveAll(e.dir); err == nil {
 		err = rerr
 	}

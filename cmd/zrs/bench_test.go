@@ -153,6 +153,29 @@ func TestBenchEmbeddedUnixSocket(t *testing.T) {
 	}
 }
 
+// TestBenchNodeProcess measures a node running as a child process, which
+// stops gracefully and leaves nothing behind.
+func TestBenchNodeProcess(t *testing.T) {
+	t.Setenv(runAsZrsEnv, "1") // the child is this binary, running as zrs
+	dir := t.TempDir()
+	status, out, errOut := runZrs(t, "bench", "--node-process", "--duration", "200ms", "--mix", "80:20",
+		"--objects", "10", "--connections", "2", "--data-dir", dir)
+	if status != exitOK {
+		t.Fatalf("status %d\nstdout:\n%s\nstderr:\n%s", status, out, errOut)
+	}
+	if !regexp.MustCompile(`node process on 127\.0\.0\.1:\d+ \(pickle,`).MatchString(out) {
+		t.Errorf("output does not name the node process's address:\n%s", out)
+	}
+	for _, op := range []string{"load", "commit"} {
+		if row, ok := parseBenchRow(t, out, op); !ok || row.ops == 0 || row.errors != 0 {
+			t.Errorf("no sound %s row (%+v) in:\n%s", op, row, out)
+		}
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("the bench left %d entries in its data directory", len(left))
+	}
+}
+
 func TestBenchRejectsBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"--mix", "90"},
@@ -166,6 +189,7 @@ func TestBenchRejectsBadFlags(t *testing.T) {
 		{"--addr", "127.0.0.1:1", "--protocol", "msgpack"},
 		{"--network", "udp"},
 		{"--addr", "127.0.0.1:1", "--network", "unix"},
+		{"--addr", "127.0.0.1:1", "--node-process"},
 	} {
 		status, _, errOut := runZrs(t, append([]string{"bench", "--duration", "10ms"}, args...)...)
 		if status != exitFailed || !strings.Contains(errOut, "bench:") {

@@ -8,6 +8,18 @@ import (
 	"testing"
 )
 
+// runAsZrsEnv, set in its environment, makes the test binary run as the
+// zrs command itself: commands that start a child `zrs` (os.Executable)
+// from a test then start this binary, which behaves as zrs would.
+const runAsZrsEnv = "ZRS_TEST_RUN_AS_ZRS"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(runAsZrsEnv) == "1" {
+		os.Exit(run(append([]string{"zrs"}, os.Args[1:]...), os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
 // fixtureDir holds the FileStorage files written by ZODB 6.3.
 const fixtureDir = "../../../shared/fixtures/filestorage"
 
