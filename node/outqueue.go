@@ -162,11 +162,18 @@ func (q *outQueue) flush() error { return q.send() }
 func (q *outQueue) send(frames ...[]byte) error {
 	q.mu.Lock()
 	if q.writing || q.closed || q.err != nil {
-		q.mu.Unlock()
-		if len(frames) == 0 {
-			return nil
+		// Whoever writes now takes what is queued, held frames too, next.
+		var err error
+		if len(frames) > 0 {
+			err = q.appendLocked(frames)
 		}
-		return q.push(frames...)
+		wake := err == nil && len(q.frames) > 0
+		q.due = q.due || wake
+		q.mu.Unlock()
+		if wake {
+			q.signal()
+		}
+		return err
 	}
 	if len(q.frames) > 0 {
 		if err := q.appendLocked(frames); err != nil {

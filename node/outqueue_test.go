@@ -163,3 +163,42 @@ func TestOutQueueHoldSendsPastItsLimit(t *testing.T) {
 	}
 	w.waitFor(t, string(big)+string(big))
 }
+
+// gatedWriter blocks each write until the test opens the gate.
+type gatedWriter struct {
+	*recordingWriter
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (w *gatedWriter) Write(p []byte) (int, error) {
+	w.entered <- struct{}{}
+	<-w.gate
+	return w.recordingWriter.Write(p)
+}
+
+// A flush while the writer goroutine is busy leaves the held frames to it:
+// they go out right after its write, with nothing else happening.
+func TestOutQueueFlushWhileWritingHandsOverHeldFrames(t *testing.T) {
+	w := &gatedWriter{recordingWriter: newRecordingWriter(), entered: make(chan struct{}, 10), gate: make(chan struct{})}
+	q := newOutQueue(w, 1<<20)
+	q.delay = time.Hour
+	done := make(chan error, 1)
+	go func() { done <- q.writeTo() }()
+	if err := q.push([]byte("inval;")); err != nil {
+		t.Fatal(err)
+	}
+	<-w.entered // the writer goroutine is writing
+	if err := q.hold([]byte("reply;")); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.flush(); err != nil {
+		t.Fatal(err)
+	}
+	close(w.gate)
+	w.waitFor(t, "inval;reply;")
+	q.close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
