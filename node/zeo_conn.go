@@ -206,6 +206,10 @@ type method struct {
 	// deferred handlers send their own reply when they succeed (vote,
 	// later; tpc_finish, together with a notification).
 	deferred bool
+	// waits is set for a handler that may wait long (tpc_finish: for
+	// durability, earlier transactions, synchronous secondaries), so
+	// answers held for calls read before it go out first.
+	waits bool
 }
 
 // methodNamed returns the server method a client calls by name.
@@ -246,7 +250,7 @@ func methodNamed(name string) (method, bool) {
 	case "vote":
 		return method{fn: (*zeoConn).vote, deferred: true}, true
 	case "tpc_finish":
-		return method{fn: (*zeoConn).tpcFinish, deferred: true}, true
+		return method{fn: (*zeoConn).tpcFinish, deferred: true, waits: true}, true
 	case "tpc_abort":
 		return method{fn: (*zeoConn).tpcAbort}, true
 	case "history":
@@ -292,6 +296,11 @@ func (c *zeoConn) dispatch(ctx context.Context, msg zeo.Message) error {
 	async := zeo.Truthy(msg.Flag)
 	if async != m.async {
 		return protoErrorf("%s called %s", msg.Method, map[bool]string{true: "asynchronously", false: "synchronously"}[async])
+	}
+	if m.waits {
+		if err := c.out.flush(); err != nil {
+			return err
+		}
 	}
 	result, err := m.fn(c, ctx, msg.MsgID, args)
 	var pe *protocolError

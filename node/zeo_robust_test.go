@@ -950,3 +950,53 @@ func TestPipelinedCallsAreAllAnswered(t *testing.T) {
 		})
 	}
 }
+
+// Answers to calls read together with a tpc_finish that has to wait (for
+// a transaction voted before it) are not held back by that wait.
+func TestAnswersBeforeAWaitingFinishAreNotHeld(t *testing.T) {
+	s := startTestServer(t, ProtocolPickle, 0)
+	vote := func(r *rawConn, oid storage.Oid) {
+		t.Helper()
+		r.send(zeo.NewAsync("tpc_begin", int64(1), []byte("u"), []byte("d"), zeo.NewDict(), nil, " "))
+		r.send(zeo.NewAsync("storea", oidBytes(oid), z64, []byte("data"), int64(1)))
+		if v := r.callOK(2, "vote", int64(1)); v != nil {
+			if seq, ok := zeo.AsSeq(v); !ok || len(seq) != 0 {
+				t.Fatalf("vote returned %v", v)
+			}
+		}
+	}
+	first := s.dialRaw().handshake().register()
+	vote(first, 1)
+	second := s.dialRaw().handshake().register()
+	vote(second, 2) // behind the first: its finish waits for the first's
+	var batch []byte
+	for _, m := range []zeo.Message{zeo.NewCall(3, "ping"), zeo.NewCall(4, "tpc_finish", int64(1))} {
+		f, err := second.codec.EncodeFrame(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch = append(batch, f...)
+	}
+	second.writeRaw(batch)
+	m, err := second.readMsg()
+	if err != nil {
+		t.Fatalf("no answer to the ping read with the waiting tpc_finish: %v", err)
+	}
+	if id, _ := zeo.AsInt(m.MsgID); !m.IsReply() || id != 3 {
+		t.Fatalf("got %v, want the ping's reply", m)
+	}
+	first.callOK(5, "tpc_finish", int64(1))
+	for {
+		m, err := second.readMsg()
+		if err != nil {
+			t.Fatalf("no answer to the tpc_finish once the first transaction finished: %v", err)
+		}
+		if !m.IsReply() {
+			continue // info, invalidations
+		}
+		if id, _ := zeo.AsInt(m.MsgID); id != 4 || m.IsError() {
+			t.Fatalf("got %v, want the tpc_finish's reply", m)
+		}
+		return
+	}
+}
