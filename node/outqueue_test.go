@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"io"
 	"sync"
 	"testing"
 	"time"
@@ -46,13 +47,20 @@ func (w *recordingWriter) waitFor(t *testing.T, want string) {
 	}
 }
 
+// runQueue starts a queue's writer on w; done gets what writeTo returns.
+func runQueue(w io.Writer, delay time.Duration) (q *outQueue, done <-chan error) {
+	q = newOutQueue(w, 1<<20)
+	q.delay = delay
+	ch := make(chan error, 1)
+	go func() { ch <- q.writeTo() }()
+	return q, ch
+}
+
+// startQueue runs a queue on a recording writer, closed at cleanup.
 func startQueue(t *testing.T, delay time.Duration) (*outQueue, *recordingWriter) {
 	t.Helper()
 	w := newRecordingWriter()
-	q := newOutQueue(w, 1<<20)
-	q.delay = delay
-	done := make(chan error, 1)
-	go func() { done <- q.writeTo() }()
+	q, done := runQueue(w, delay)
 	t.Cleanup(func() {
 		q.close()
 		if err := <-done; err != nil {
@@ -127,10 +135,7 @@ func TestOutQueueHeldRepliesGoOutWithTheFlush(t *testing.T) {
 
 func TestOutQueueCloseDrainsWaitingFrames(t *testing.T) {
 	w := newRecordingWriter()
-	q := newOutQueue(w, 1<<20)
-	q.delay = time.Hour
-	done := make(chan error, 1)
-	go func() { done <- q.writeTo() }()
+	q, done := runQueue(w, time.Hour)
 	if err := q.send([]byte("reply;")); err != nil {
 		t.Fatal(err)
 	}
@@ -181,10 +186,7 @@ func (w *gatedWriter) Write(p []byte) (int, error) {
 // they go out right after its write, with nothing else happening.
 func TestOutQueueFlushWhileWritingHandsOverHeldFrames(t *testing.T) {
 	w := &gatedWriter{recordingWriter: newRecordingWriter(), entered: make(chan struct{}, 10), gate: make(chan struct{})}
-	q := newOutQueue(w, 1<<20)
-	q.delay = time.Hour
-	done := make(chan error, 1)
-	go func() { done <- q.writeTo() }()
+	q, done := runQueue(w, time.Hour)
 	if err := q.push([]byte("inval;")); err != nil {
 		t.Fatal(err)
 	}
