@@ -1000,3 +1000,45 @@ func TestAnswersBeforeAWaitingFinishAreNotHeld(t *testing.T) {
 		return
 	}
 }
+
+// A long run of pipelined loads, whose answers exceed what the server
+// holds back, is answered completely and in order while the client is
+// still writing.
+func TestLongPipelineIsAnsweredInOrder(t *testing.T) {
+	s := startTestServer(t, ProtocolPickle, 0)
+	c := s.dialClient()
+	txn := c.Begin(client.TxnMeta{})
+	txn.Store(1, 0, bytes.Repeat([]byte("x"), 1000))
+	if _, err := txn.Commit(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	r := s.dialRaw().handshake().register()
+	const calls = 2000 // about 2 MB of answers
+	var batch []byte
+	for i := range calls {
+		f, err := r.codec.EncodeFrame(zeo.NewCall(int64(10+i), "loadBefore", oidBytes(1), []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch = append(batch, f...)
+	}
+	written := make(chan error, 1)
+	go func() {
+		r.nc.SetWriteDeadline(time.Now().Add(patience))
+		_, err := r.nc.Write(batch)
+		written <- err
+	}()
+	for i := range calls {
+		m, err := r.readMsg()
+		if err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		if id, _ := zeo.AsInt(m.MsgID); !m.IsReply() || m.IsError() || id != int64(10+i) {
+			t.Fatalf("answer %d: got %v, want the reply to call %d", i, m, 10+i)
+		}
+	}
+	if err := <-written; err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	r.expectOpen(1)
+}
