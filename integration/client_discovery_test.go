@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/zrs-go/zrs/client"
+	"github.com/zrs-go/zrs/internal/testlog"
 	"github.com/zrs-go/zrs/node"
 	"github.com/zrs-go/zrs/registry"
 	"github.com/zrs-go/zrs/storage"
@@ -74,26 +75,9 @@ func discElect(t *testing.T, s *registry.Session, rec registry.PrimaryRecord) ui
 	return term.Epoch
 }
 
-// discLog is a client logger whose output is shown if the test fails.
-type discLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *discLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *discLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func newDiscLog(t *testing.T) (*discLog, hclog.Logger) {
-	l := &discLog{}
+// newDiscLog returns a client logger whose output is shown if the test fails.
+func newDiscLog(t *testing.T) (*testlog.Buffer, hclog.Logger) {
+	l := &testlog.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("client log:\n%s", l.String())

@@ -5,7 +5,6 @@ package registry_test
 // scripts/install-deps.sh).
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,6 +21,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/zrs-go/zrs/integration"
+	"github.com/zrs-go/zrs/internal/testlog"
 	"github.com/zrs-go/zrs/registry"
 	"github.com/zrs-go/zrs/storage"
 )
@@ -31,26 +31,8 @@ const (
 	waitTimeout        = 20 * time.Second
 )
 
-// logBuffer collects a test's log lines; they are dumped when it fails.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func testLogger(t *testing.T, name string) (hclog.Logger, *logBuffer) {
-	buf := &logBuffer{}
+func testLogger(t *testing.T, name string) (hclog.Logger, *testlog.Buffer) {
+	buf := &testlog.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() || os.Getenv("ZRS_INTEGRATION_LOGS") != "" {
 			t.Logf("=== log of %s:\n%s=== end of log of %s", name, buf.String(), name)
@@ -64,7 +46,7 @@ func testConfig(zkc *integration.ZKCluster) registry.Config {
 }
 
 // connect opens a Session closed when the test ends.
-func connect(t *testing.T, cfg registry.Config, name string) (*registry.Session, *logBuffer) {
+func connect(t *testing.T, cfg registry.Config, name string) (*registry.Session, *testlog.Buffer) {
 	t.Helper()
 	log, buf := testLogger(t, name)
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
