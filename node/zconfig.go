@@ -722,48 +722,49 @@ func (o *zcOutput) render(source string) []byte {
 	fmt.Fprintf(&b, "# Converted from %s by `zrs config import`; check the notes it printed.\n", source)
 	b.WriteString("# name defaults to the host name; set it if that is not unique.\n")
 	b.WriteString("storage {\n")
-	fmt.Fprintf(&b, "path = %s\n", hclQuote(o.storagePath))
-	fmt.Fprintf(&b, "name = %s\n", hclQuote(o.storageName))
+	fmt.Fprintf(&b, "path = %s\n", QuoteHCL(o.storagePath))
+	fmt.Fprintf(&b, "name = %s\n", QuoteHCL(o.storageName))
 	b.WriteString("}\n")
 	b.WriteString("zeo {\n")
-	fmt.Fprintf(&b, "listen = %s\n", hclQuote(o.listen))
+	fmt.Fprintf(&b, "listen = %s\n", QuoteHCL(o.listen))
 	if o.readOnlySet {
 		fmt.Fprintf(&b, "read_only = %t\n", o.readOnly)
 	}
 	if o.protocol != "" {
-		fmt.Fprintf(&b, "protocol = %s\n", hclQuote(o.protocol))
+		fmt.Fprintf(&b, "protocol = %s\n", QuoteHCL(o.protocol))
 	}
 	if o.txnTimeout != "" {
-		fmt.Fprintf(&b, "transaction_timeout = %s\n", hclQuote(o.txnTimeout))
+		fmt.Fprintf(&b, "transaction_timeout = %s\n", QuoteHCL(o.txnTimeout))
 	}
 	b.WriteString("}\n")
 	if o.logLevel != "" {
-		fmt.Fprintf(&b, "log {\nlevel = %s\n}\n", hclQuote(o.logLevel))
+		fmt.Fprintf(&b, "log {\nlevel = %s\n}\n", QuoteHCL(o.logLevel))
 	}
 	if o.replTo != "" || o.replFrom != "" {
 		b.WriteString("replication {\n")
 		if o.replTo != "" {
-			fmt.Fprintf(&b, "replicate_to = %s\n", hclQuote(o.replTo))
+			fmt.Fprintf(&b, "replicate_to = %s\n", QuoteHCL(o.replTo))
 		}
 		if o.replFrom != "" {
-			fmt.Fprintf(&b, "replicate_from = %s\n", hclQuote(o.replFrom))
+			fmt.Fprintf(&b, "replicate_from = %s\n", QuoteHCL(o.replFrom))
 		}
 		if o.keepAlive != "" {
-			fmt.Fprintf(&b, "keep_alive_delay = %s\n", hclQuote(o.keepAlive))
+			fmt.Fprintf(&b, "keep_alive_delay = %s\n", QuoteHCL(o.keepAlive))
 		}
 		if o.replFrom != "" {
 			b.WriteString("# zc.zrs's stream: a stock zc.zrs primary and a zrs primary both serve it.\n")
 			b.WriteString("# Use \"zrs\" once the upstream runs zrs.\n")
-			fmt.Fprintf(&b, "protocol = %s\n", hclQuote(ReplicationZRS20))
+			fmt.Fprintf(&b, "protocol = %s\n", QuoteHCL(ReplicationZRS20))
 		}
 		b.WriteString("}\n")
 	}
 	return hclwrite.Format([]byte(b.String()))
 }
 
-// hclQuote returns s as an HCL string literal, with template sequences
-// escaped so that the value is taken literally.
-func hclQuote(s string) string {
+// QuoteHCL returns s as an HCL string literal, with template sequences
+// escaped so that the value is taken literally: for writing configuration
+// files.
+func QuoteHCL(s string) string {
 	var b strings.Builder
 	b.WriteByte('"')
 	for i := 0; i < len(s); i++ {

@@ -367,9 +367,9 @@ func TestImportZConfigFixtures(t *testing.T) {
 
 func TestHCLQuote(t *testing.T) {
 	for _, s := range []string{"", "plain", `a"b`, `a\b`, "${x}", "%{if}", "$${x}", "100%", "$", "tab\there", "line\nbreak"} {
-		src := fmt.Sprintf("storage { path = %s }\nzeo { listen = \"127.0.0.1:1\" }\n", hclQuote(s))
+		src := fmt.Sprintf("storage { path = %s }\nzeo { listen = \"127.0.0.1:1\" }\n", QuoteHCL(s))
 		if s == "" {
-			src = strings.Replace(src, hclQuote(s), `"x"`, 1)
+			src = strings.Replace(src, QuoteHCL(s), `"x"`, 1)
 			s = "x"
 		}
 		c, diags := ParseConfig("q.hcl", []byte(src))

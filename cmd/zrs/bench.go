@@ -281,7 +281,7 @@ func startNodeProcess(ctx context.Context, parent, network, protocol string, log
 	}
 	cfg := benchNodeConfig(dir, network, protocol)
 	hcl := fmt.Sprintf("name = %s\nstorage {\n  path = %s\n}\nzeo {\n  listen = %s\n  protocol = %s\n}\nlog {\n  level = \"warn\"\n}\n",
-		strconv.Quote(cfg.Name), strconv.Quote(cfg.Storage.Path), strconv.Quote(cfg.ZEO.Listen), strconv.Quote(protocol))
+		node.QuoteHCL(cfg.Name), node.QuoteHCL(cfg.Storage.Path), node.QuoteHCL(cfg.ZEO.Listen), node.QuoteHCL(protocol))
 	cfgPath := filepath.Join(dir, "node.hcl")
 	if err := os.WriteFile(cfgPath, []byte(hcl), 0o644); err != nil {
 		return fail(err)
